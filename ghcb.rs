@@ -45,6 +45,19 @@ pub struct GhcbResponse {
 }
 
 impl MalformedReason {
+    /// Returns the reason with SW_EXITINFO2 code `code`, if there is one.
+    pub fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            1 => MalformedReason::NotRegistered,
+            2 => MalformedReason::InvalidUsage,
+            3 => MalformedReason::InvalidScratchArea,
+            4 => MalformedReason::MissingInput,
+            5 => MalformedReason::InvalidInput,
+            6 => MalformedReason::InvalidEvent,
+            _ => return None,
+        })
+    }
+
     /// Returns the answer to a request rejected for this reason; the guest is not terminated.
     pub fn response(self) -> GhcbResponse {
         GhcbResponse {
@@ -91,6 +104,17 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn codes_round_trip_and_unknown_codes_are_none() {
+        for code in 1..=6 {
+            let reason = MalformedReason::from_code(code).unwrap();
+            assert_eq!(reason.response().exit_info_2, code);
+        }
+        assert_eq!(MalformedReason::from_code(0), None);
+        assert_eq!(MalformedReason::from_code(7), None);
+        assert_eq!(MalformedReason::from_code(u64::MAX), None);
     }
 
     #[test]

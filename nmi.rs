@@ -9,19 +9,17 @@
 //!
 //! This file uses only `core`: it is built into the module and into the host test crate.
 
-/// What KVM knows when it injects an NMI.
+/// What KVM knows when it injects an NMI of its own (not one L1 injects into L2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NmiInjectContext {
     /// vNMI is enabled in the VMCB of L1 (false in guest mode: vNMI applies to L1 only).
     pub vnmi_enabled: bool,
-    /// The NMI is one L1 injects into L2; L1 tracks its blocking.
-    pub l1_to_l2: bool,
 }
 
 /// How KVM injects the NMI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NmiInjectVerdict {
-    /// Inject only; hardware (vNMI) or L1 tracks NMI blocking.
+    /// Inject only; hardware (vNMI) tracks NMI blocking.
     InjectOnly,
     /// Inject, mark NMIs masked and intercept IRET to learn when the handler returns.
     InjectAndInterceptIret,
@@ -29,7 +27,7 @@ pub enum NmiInjectVerdict {
 
 /// Decides whether injecting an NMI in `ctx` needs the IRET intercept.
 pub fn nmi_inject_verdict(ctx: NmiInjectContext) -> NmiInjectVerdict {
-    if ctx.l1_to_l2 || ctx.vnmi_enabled {
+    if ctx.vnmi_enabled {
         NmiInjectVerdict::InjectOnly
     } else {
         NmiInjectVerdict::InjectAndInterceptIret
@@ -42,18 +40,15 @@ mod tests {
 
     #[test]
     fn iret_is_intercepted_exactly_without_vnmi() {
-        let cases = [
-            (false, false, NmiInjectVerdict::InjectAndInterceptIret),
-            (true, false, NmiInjectVerdict::InjectOnly),
-            (false, true, NmiInjectVerdict::InjectOnly),
-            (true, true, NmiInjectVerdict::InjectOnly),
-        ];
-        for (vnmi_enabled, l1_to_l2, want) in cases {
-            let ctx = NmiInjectContext {
-                vnmi_enabled,
-                l1_to_l2,
-            };
-            assert_eq!(nmi_inject_verdict(ctx), want, "{ctx:?}");
-        }
+        assert_eq!(
+            nmi_inject_verdict(NmiInjectContext {
+                vnmi_enabled: false
+            }),
+            NmiInjectVerdict::InjectAndInterceptIret
+        );
+        assert_eq!(
+            nmi_inject_verdict(NmiInjectContext { vnmi_enabled: true }),
+            NmiInjectVerdict::InjectOnly
+        );
     }
 }

@@ -198,6 +198,29 @@ pub fn decide_skip(bytes: Option<&[u8]>, mode: CpuMode, event: PendingEvent) -> 
     }
 }
 
+/// What KVM does when an SEV guest's emulation has no instruction bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SevNoInsnVerdict {
+    /// Fail the emulation: a skip fails and the soft event being re-injected is dropped, so
+    /// the guest retries the instruction.
+    Fail,
+    /// Queue #UD for the guest.
+    QueueUd,
+}
+
+/// Decides an SEV emulation without instruction bytes; `skip` says it only skips.
+///
+/// A skip never queues #UD: the guest executed a valid instruction that KVM merely cannot
+/// read, and the retry re-executes it. Only a full emulation, which cannot proceed at all,
+/// gets #UD.
+pub fn sev_no_insn_verdict(skip: bool) -> SevNoInsnVerdict {
+    if skip {
+        SevNoInsnVerdict::Fail
+    } else {
+        SevNoInsnVerdict::QueueUd
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +356,12 @@ mod tests {
             decide_skip(Some(&[0xcd, 0x01]), CpuMode::Long64, int1),
             SkipVerdict::DropAndRetry(DropReason::Mismatch(SoftInsn::IntN(1)))
         );
+    }
+
+    #[test]
+    fn sev_skip_without_bytes_never_queues_ud() {
+        assert_eq!(sev_no_insn_verdict(true), SevNoInsnVerdict::Fail);
+        assert_eq!(sev_no_insn_verdict(false), SevNoInsnVerdict::QueueUd);
     }
 
     #[test]
