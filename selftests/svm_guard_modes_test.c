@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * svm_guard_modes_test
+ *
+ * The per-path modes in /sys/kernel/debug/svm_guard/<path>/mode:
+ *
+ * 1. Every path starts in "guard" and accepts "upstream" and "guard".
+ * 2. A bad write fails with EINVAL and changes nothing.
+ * 3. "legacy" fails with EPERM unless the module was loaded with
+ *    allow_legacy=1, and is accepted then.
+ * 4. In "upstream" mode kvm-amd decides alone: NMI injections move the
+ *    module's "upstream" counter and none of kvm-amd's NMI verdict stats.
+ *
+ * The test reloads the module through $SVM_GUARD_KO and leaves it loaded
+ * (without allow_legacy) or unloaded as it found it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+
+#define NR_ROUNDS	10
+
+static const char * const paths[] = { "svm_skip", "sev_skip", "nmi", "ghcb" };
+static const char *ko_path;
+
+static int load_module(const char *params)
+{
+	int fd = open(ko_path, O_RDONLY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static void reload_module(const char *params)
+{
+	int r;
+
+	if (!access("/sys/module/svm_guard", F_OK))
+		TEST_ASSERT(!syscall(__NR_delete_module, "svm_guard", O_NONBLOCK),
+			    "rmmod svm_guard: %s", strerror(errno));
+	r = load_module(params);
+	TEST_ASSERT(!r, "insmod %s %s: %s", ko_path, params, strerror(-r));
+}
+
+static void mode_file(const char *path, char *buf, size_t len)
+{
+	snprintf(buf, len, "/sys/kernel/debug/svm_guard/%s/mode", path);
+}
+
+static void read_mode(const char *path, char *mode, size_t len)
+{
+	char file[128];
+	ssize_t n;
+	int fd;
+
+	mode_file(path, file, sizeof(file));
+	fd = open(file, O_RDONLY);
+	TEST_ASSERT(fd >= 0, "open %s: %s", file, strerror(errno));
+	n = read(fd, mode, len - 1);
+	TEST_ASSERT(n > 0, "read %s: %s", file, strerror(errno));
+	close(fd);
+	mode[n] = '\0';
+	mode[strcspn(mode, "\n")] = '\0';
+}
+
+/* Write @mode to @path's mode file; returns 0 or -errno. */
+static int write_mode(const char *path, const char *mode)
+{
+	char file[128];
+	ssize_t n;
+	int fd;
+
+	mode_file(path, file, sizeof(file));
+	fd = open(file, O_WRONLY);
+	TEST_ASSERT(fd >= 0, "open %s: %s", file, strerror(errno));
+	n = write(fd, mode, strlen(mode));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static void assert_mode(const char *path, const char *want)
+{
+	char mode[32];
+
+	read_mode(path, mode, sizeof(mode));
+	TEST_ASSERT(!strcmp(mode, want), "%s mode is '%s', want '%s'",
+		    path, mode, want);
+}
+
+static uint64_t module_counter(const char *path, const char *counter)
+{
+	unsigned long long value;
+	char file[128], name[64];
+	uint64_t found = 0;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "/sys/kernel/debug/svm_guard/%s/counters", path);
+	f = fopen(file, "r");
+	TEST_ASSERT(f, "open %s: %s", file, strerror(errno));
+	while (fscanf(f, "%63s %llu", name, &value) == 2) {
+		if (!strcmp(name, counter))
+			found = value;
+	}
+	fclose(f);
+	return found;
+}
+
+static void guest_nmi_handler(struct ex_regs *regs)
+{
+}
+
+static void guest_code(void)
+{
+	for (;;)
+		GUEST_SYNC(0);
+}
+
+static void run_nmi_rounds(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+	int i;
+
+	for (i = 0; i < NR_ROUNDS; i++) {
+		vcpu_ioctl(vcpu, KVM_NMI, NULL);
+		vcpu_run(vcpu);
+		TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+		if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+			REPORT_GUEST_ASSERT(uc);
+	}
+}
+
+int main(int argc, char *argv[])
+{
+	uint64_t stats, upstream;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	bool was_loaded;
+	unsigned int i;
+
+	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_SVM));
+	ko_path = getenv("SVM_GUARD_KO");
+	__TEST_REQUIRE(ko_path && !access(ko_path, R_OK),
+		       "SVM_GUARD_KO must name a readable svm_guard.ko");
+	was_loaded = !access("/sys/module/svm_guard", F_OK);
+
+	ksft_print_header();
+	ksft_set_plan(4);
+
+	reload_module("");
+	for (i = 0; i < ARRAY_SIZE(paths); i++) {
+		assert_mode(paths[i], "guard");
+		TEST_ASSERT(!write_mode(paths[i], "upstream\n"), "upstream refused");
+		assert_mode(paths[i], "upstream");
+		TEST_ASSERT(!write_mode(paths[i], "guard"), "guard refused");
+		assert_mode(paths[i], "guard");
+	}
+	ksft_test_result_pass("guard by default; upstream and guard accepted\n");
+
+	for (i = 0; i < ARRAY_SIZE(paths); i++) {
+		static const char * const bad[] = { "\n", "Guard", "legacyx", "0",
+			"guard upstream", "a-string-longer-than-sixteen-bytes" };
+		unsigned int j;
+		int r;
+
+		for (j = 0; j < ARRAY_SIZE(bad); j++) {
+			r = write_mode(paths[i], bad[j]);
+			TEST_ASSERT(r == -EINVAL, "%s: writing '%s' gave %d, want -EINVAL",
+				    paths[i], bad[j], r);
+			assert_mode(paths[i], "guard");
+		}
+		r = write_mode(paths[i], "legacy");
+		TEST_ASSERT(r == -EPERM, "%s: legacy without allow_legacy gave %d",
+			    paths[i], r);
+		assert_mode(paths[i], "guard");
+	}
+	ksft_test_result_pass("bad writes: EINVAL; legacy without allow_legacy: EPERM; mode unchanged\n");
+
+	reload_module("allow_legacy=1");
+	for (i = 0; i < ARRAY_SIZE(paths); i++) {
+		TEST_ASSERT(!write_mode(paths[i], "legacy"), "legacy refused");
+		assert_mode(paths[i], "legacy");
+	}
+	ksft_test_result_pass("legacy accepted with allow_legacy=1\n");
+
+	reload_module("");
+	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
+	vm_install_exception_handler(vm, NMI_VECTOR, guest_nmi_handler);
+	TEST_ASSERT(!write_mode("nmi", "upstream"), "upstream refused");
+	stats = vcpu_get_stat(vcpu, svm_policy_nmi_inject_only) +
+		vcpu_get_stat(vcpu, svm_policy_nmi_intercept_iret);
+	upstream = module_counter("nmi", "upstream");
+	run_nmi_rounds(vcpu);
+	TEST_ASSERT(vcpu_get_stat(vcpu, svm_policy_nmi_inject_only) +
+		    vcpu_get_stat(vcpu, svm_policy_nmi_intercept_iret) == stats,
+		    "kvm-amd counted policy verdicts in upstream mode");
+	TEST_ASSERT(module_counter("nmi", "upstream") - upstream >= NR_ROUNDS,
+		    "the module's upstream counter moved by %lu for %d NMIs",
+		    module_counter("nmi", "upstream") - upstream, NR_ROUNDS);
+	kvm_vm_free(vm);
+	ksft_test_result_pass("upstream mode: kvm-amd decided %d NMIs alone\n",
+			      NR_ROUNDS);
+
+	if (!was_loaded)
+		TEST_ASSERT(!syscall(__NR_delete_module, "svm_guard", O_NONBLOCK),
+			    "rmmod svm_guard: %s", strerror(errno));
+	else
+		reload_module("");
+	ksft_finished();
+}
