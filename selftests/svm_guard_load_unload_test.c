@@ -14,18 +14,15 @@
  * The module is found through $SVM_GUARD_KO; the test leaves it loaded or
  * unloaded as it found it.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
+#include "svm_guard_module.h"
 
 #define NR_CYCLES	100
 #define NR_QUIET_ROUNDS	20
@@ -60,28 +57,6 @@ static void guest_code(void)
 }
 
 static const char *ko_path;
-
-static bool module_loaded(void)
-{
-	return !access("/sys/module/svm_guard", F_OK);
-}
-
-static int load_module(void)
-{
-	int fd = open(ko_path, O_RDONLY | O_CLOEXEC);
-	int r;
-
-	if (fd < 0)
-		return -errno;
-	r = syscall(__NR_finit_module, fd, "", 0) ? -errno : 0;
-	close(fd);
-	return r;
-}
-
-static int unload_module(void)
-{
-	return syscall(__NR_delete_module, "svm_guard", O_NONBLOCK) ? -errno : 0;
-}
 
 /* Sum of kvm-amd's per-verdict stats for NMI injection. */
 static uint64_t nmi_policy_stats(struct kvm_vcpu *vcpu)
@@ -147,7 +122,7 @@ static void *toggle_module(void *arg)
 	int i, r = 0;
 
 	for (i = 0; i < 2 * NR_CYCLES && !r; i++) {
-		r = (i % 2) ? load_module() : unload_module();
+		r = (i % 2) ? svm_guard_load(ko_path, "") : svm_guard_unload();
 		if (!r)
 			toggles_done++;
 	}
@@ -166,10 +141,8 @@ int main(int argc, char *argv[])
 	int i, r;
 
 	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_SVM));
-	ko_path = getenv("SVM_GUARD_KO");
-	__TEST_REQUIRE(ko_path && !access(ko_path, R_OK),
-		       "SVM_GUARD_KO must name a readable svm_guard.ko");
-	was_loaded = module_loaded();
+	ko_path = svm_guard_require_ko();
+	was_loaded = svm_guard_loaded();
 
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	vm_install_exception_handler(vm, NMI_VECTOR, guest_nmi_handler);
@@ -180,8 +153,8 @@ int main(int argc, char *argv[])
 	ksft_set_plan(3);
 
 	/* Unloaded: kvm-amd decides alone, the policy stats stay put. */
-	if (module_loaded())
-		TEST_ASSERT(!unload_module(), "rmmod svm_guard: %s", strerror(errno));
+	if (svm_guard_loaded())
+		TEST_ASSERT(!svm_guard_unload(), "rmmod svm_guard: %s", strerror(errno));
 	before = nmi_policy_stats(vcpu);
 	for (i = 0; i < NR_QUIET_ROUNDS; i++)
 		run_round(vcpu);
@@ -192,7 +165,7 @@ int main(int argc, char *argv[])
 			      NR_QUIET_ROUNDS);
 
 	/* Loaded: every NMI injection goes through the policy. */
-	r = load_module();
+	r = svm_guard_load(ko_path, "");
 	TEST_ASSERT(!r, "insmod %s: %s", ko_path, strerror(-r));
 	before = nmi_policy_stats(vcpu);
 	module_before = nmi_module_counters();
@@ -220,8 +193,8 @@ int main(int argc, char *argv[])
 	ksft_test_result_pass("%d unload/load cycles during %lu guest rounds\n",
 			      NR_CYCLES, rounds - before);
 
-	if (module_loaded() != was_loaded) {
-		r = was_loaded ? load_module() : unload_module();
+	if (svm_guard_loaded() != was_loaded) {
+		r = was_loaded ? svm_guard_load(ko_path, "") : svm_guard_unload();
 		TEST_ASSERT(!r, "restoring svm_guard: %s", strerror(-r));
 	}
 	kvm_vm_free(vm);

@@ -14,61 +14,49 @@
  * The test reloads the module through $SVM_GUARD_KO and leaves it loaded
  * (without allow_legacy) or unloaded as it found it.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
+#include "svm_guard_module.h"
 
 #define NR_ROUNDS	10
 
 static const char * const paths[] = { "svm_skip", "sev_skip", "nmi", "ghcb" };
 static const char *ko_path;
 
-static int load_module(const char *params)
-{
-	int fd = open(ko_path, O_RDONLY | O_CLOEXEC);
-	int r;
-
-	if (fd < 0)
-		return -errno;
-	r = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
-	close(fd);
-	return r;
-}
-
 static void reload_module(const char *params)
 {
 	int r;
 
-	if (!access("/sys/module/svm_guard", F_OK))
-		TEST_ASSERT(!syscall(__NR_delete_module, "svm_guard", O_NONBLOCK),
-			    "rmmod svm_guard: %s", strerror(errno));
-	r = load_module(params);
+	if (svm_guard_loaded()) {
+		r = svm_guard_unload();
+		TEST_ASSERT(!r, "rmmod svm_guard: %s", strerror(-r));
+	}
+	r = svm_guard_load(ko_path, params);
 	TEST_ASSERT(!r, "insmod %s %s: %s", ko_path, params, strerror(-r));
 }
 
-static void mode_file(const char *path, char *buf, size_t len)
+static int open_mode(const char *path, int flags)
 {
-	snprintf(buf, len, "/sys/kernel/debug/svm_guard/%s/mode", path);
+	char file[128];
+	int fd;
+
+	snprintf(file, sizeof(file), "/sys/kernel/debug/svm_guard/%s/mode", path);
+	fd = open(file, flags);
+	TEST_ASSERT(fd >= 0, "open %s: %s", file, strerror(errno));
+	return fd;
 }
 
 static void read_mode(const char *path, char *mode, size_t len)
 {
-	char file[128];
+	int fd = open_mode(path, O_RDONLY);
 	ssize_t n;
-	int fd;
 
-	mode_file(path, file, sizeof(file));
-	fd = open(file, O_RDONLY);
-	TEST_ASSERT(fd >= 0, "open %s: %s", file, strerror(errno));
 	n = read(fd, mode, len - 1);
-	TEST_ASSERT(n > 0, "read %s: %s", file, strerror(errno));
+	TEST_ASSERT(n > 0, "read %s mode: %s", path, strerror(errno));
 	close(fd);
 	mode[n] = '\0';
 	mode[strcspn(mode, "\n")] = '\0';
@@ -77,13 +65,9 @@ static void read_mode(const char *path, char *mode, size_t len)
 /* Write @mode to @path's mode file; returns 0 or -errno. */
 static int write_mode(const char *path, const char *mode)
 {
-	char file[128];
+	int fd = open_mode(path, O_WRONLY);
 	ssize_t n;
-	int fd;
 
-	mode_file(path, file, sizeof(file));
-	fd = open(file, O_WRONLY);
-	TEST_ASSERT(fd >= 0, "open %s: %s", file, strerror(errno));
 	n = write(fd, mode, strlen(mode));
 	close(fd);
 	return n < 0 ? -errno : 0;
@@ -149,10 +133,8 @@ int main(int argc, char *argv[])
 	unsigned int i;
 
 	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_SVM));
-	ko_path = getenv("SVM_GUARD_KO");
-	__TEST_REQUIRE(ko_path && !access(ko_path, R_OK),
-		       "SVM_GUARD_KO must name a readable svm_guard.ko");
-	was_loaded = !access("/sys/module/svm_guard", F_OK);
+	ko_path = svm_guard_require_ko();
+	was_loaded = svm_guard_loaded();
 
 	ksft_print_header();
 	ksft_set_plan(4);
@@ -212,8 +194,7 @@ int main(int argc, char *argv[])
 			      NR_ROUNDS);
 
 	if (!was_loaded)
-		TEST_ASSERT(!syscall(__NR_delete_module, "svm_guard", O_NONBLOCK),
-			    "rmmod svm_guard: %s", strerror(errno));
+		TEST_ASSERT(!svm_guard_unload(), "rmmod svm_guard failed");
 	else
 		reload_module("");
 	ksft_finished();
