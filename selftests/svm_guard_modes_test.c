@@ -62,17 +62,6 @@ static void read_mode(const char *path, char *mode, size_t len)
 	mode[strcspn(mode, "\n")] = '\0';
 }
 
-/* Write @mode to @path's mode file; returns 0 or -errno. */
-static int write_mode(const char *path, const char *mode)
-{
-	int fd = open_mode(path, O_WRONLY);
-	ssize_t n;
-
-	n = write(fd, mode, strlen(mode));
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
 static void assert_mode(const char *path, const char *want)
 {
 	char mode[32];
@@ -142,9 +131,9 @@ int main(int argc, char *argv[])
 	reload_module("");
 	for (i = 0; i < ARRAY_SIZE(paths); i++) {
 		assert_mode(paths[i], "guard");
-		TEST_ASSERT(!write_mode(paths[i], "upstream\n"), "upstream refused");
+		TEST_ASSERT(!svm_guard_set_mode(paths[i], "upstream\n"), "upstream refused");
 		assert_mode(paths[i], "upstream");
-		TEST_ASSERT(!write_mode(paths[i], "guard"), "guard refused");
+		TEST_ASSERT(!svm_guard_set_mode(paths[i], "guard"), "guard refused");
 		assert_mode(paths[i], "guard");
 	}
 	ksft_test_result_pass("guard by default; upstream and guard accepted\n");
@@ -156,12 +145,12 @@ int main(int argc, char *argv[])
 		int r;
 
 		for (j = 0; j < ARRAY_SIZE(bad); j++) {
-			r = write_mode(paths[i], bad[j]);
+			r = svm_guard_set_mode(paths[i], bad[j]);
 			TEST_ASSERT(r == -EINVAL, "%s: writing '%s' gave %d, want -EINVAL",
 				    paths[i], bad[j], r);
 			assert_mode(paths[i], "guard");
 		}
-		r = write_mode(paths[i], "legacy");
+		r = svm_guard_set_mode(paths[i], "legacy");
 		TEST_ASSERT(r == -EPERM, "%s: legacy without allow_legacy gave %d",
 			    paths[i], r);
 		assert_mode(paths[i], "guard");
@@ -170,7 +159,7 @@ int main(int argc, char *argv[])
 
 	reload_module("allow_legacy=1");
 	for (i = 0; i < ARRAY_SIZE(paths); i++) {
-		TEST_ASSERT(!write_mode(paths[i], "legacy"), "legacy refused");
+		TEST_ASSERT(!svm_guard_set_mode(paths[i], "legacy"), "legacy refused");
 		assert_mode(paths[i], "legacy");
 	}
 	ksft_test_result_pass("legacy accepted with allow_legacy=1\n");
@@ -178,7 +167,7 @@ int main(int argc, char *argv[])
 	reload_module("");
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	vm_install_exception_handler(vm, NMI_VECTOR, guest_nmi_handler);
-	TEST_ASSERT(!write_mode("nmi", "upstream"), "upstream refused");
+	TEST_ASSERT(!svm_guard_set_mode("nmi", "upstream"), "upstream refused");
 	stats = vcpu_get_stat(vcpu, svm_policy_nmi_inject_only) +
 		vcpu_get_stat(vcpu, svm_policy_nmi_intercept_iret);
 	upstream = module_counter("nmi", "upstream");

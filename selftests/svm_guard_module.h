@@ -8,7 +8,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -46,6 +48,23 @@ static inline int svm_guard_load(const char *ko, const char *params)
 static inline int svm_guard_unload(void)
 {
 	return syscall(__NR_delete_module, "svm_guard", O_NONBLOCK) ? -errno : 0;
+}
+
+/* Write @mode to /sys/kernel/debug/svm_guard/@path/mode; returns 0 or -errno. */
+static inline int svm_guard_set_mode(const char *path, const char *mode)
+{
+	char file[128];
+	ssize_t n;
+	int fd, r;
+
+	snprintf(file, sizeof(file), "/sys/kernel/debug/svm_guard/%s/mode", path);
+	fd = open(file, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, mode, strlen(mode));
+	r = n < 0 ? -errno : 0;
+	close(fd);
+	return r;
 }
 
 #endif /* SELFTEST_SVM_GUARD_MODULE_H */
