@@ -15,6 +15,8 @@
  *   int3 -> nopl (5 bytes): the event must be dropped and the NOP run;
  *     a #BP at all, let alone one returning past the NOP, is the bug.
  *   int 0x20 -> int 0x21: the event must be dropped and INT 0x21 run.
+ *   into (in a 32-bit compatibility-mode code segment, OF set): #OF
+ *     returning right after it; rewritten to a 2-byte NOP: no #OF.
  *
  * Each case runs without svm_guard, and with it in the modes guard,
  * upstream and legacy.  guard and upstream (and no module) must get every
@@ -36,7 +38,7 @@
 
 #define STACK_SLOT	10
 #define STACK_GPA	0x10000000ull
-#define STACK_PAGES	32
+#define STACK_PAGES	32	/* At least 4 modes x NR_CASES. */
 
 enum soft_case {
 	CASE_INT3,
@@ -44,18 +46,30 @@ enum soft_case {
 	CASE_INT0,
 	CASE_INT3_TO_NOP,
 	CASE_INTN_TO_OTHER,
+	CASE_INTO_COMPAT,
+	CASE_INTO_COMPAT_TO_NOP,
 	NR_CASES,
 };
 
 static const char * const case_names[NR_CASES] = {
 	"int3", "int 0x20", "int 0", "int3 rewritten to nopl", "int 0x20 rewritten to int 0x21",
+	"compat into", "compat into rewritten to a 2-byte nop",
 };
+
+/* The selftest library's 64-bit code and data selectors (lib/x86/processor.c). */
+#define LIB_KERNEL_CS	0x08
+#define LIB_KERNEL_DS	0x10
+/* 32-bit code and stack segments for compatibility mode, after the TSS. */
+#define COMPAT_CS	0x30
+#define COMPAT_SS	0x38
+#define GDT_CODE32	0x00cf9b000000ffffull
+#define GDT_DATA32	0x00cf93000000ffffull
 
 /* Guest side. */
 static uint64_t guest_case, guest_stack;
 static uint64_t hits[256], hit_rip[256];
 
-extern char int3_site[], int20_site[], int0_site[];
+extern char int3_site[], int20_site[], int0_site[], into_site[];
 
 static void guest_handler(struct ex_regs *regs)
 {
@@ -84,6 +98,45 @@ SOFT_INT_SITE(int3, "int3", "nop; nop; nop; nop")
 SOFT_INT_SITE(int20, "int $0x20", "nop; nop; nop")
 SOFT_INT_SITE(int0, "int $0", "nop; nop; nop")
 
+/*
+ * INTO is invalid in 64-bit mode: far-return into a 32-bit code segment
+ * (with a 32-bit stack segment, so pushes use ESP), set OF, raise INTO with
+ * ESP at the top of a page that is not present yet, and far-return to
+ * 64-bit mode.  Everything stays below 4 GiB, as compatibility mode needs.
+ */
+static uint64_t saved_rsp __attribute__((used));
+
+static noinline void guest_into(uint64_t rsp)
+{
+	asm volatile("mov %%rsp, saved_rsp(%%rip)\n\t"
+		     "mov $" __stringify(COMPAT_SS) ", %%ax\n\t"
+		     "mov %%ax, %%ss\n\t"
+		     "pushq $" __stringify(COMPAT_CS) "\n\t"
+		     "lea 1f(%%rip), %%rax\n\t"
+		     "pushq %%rax\n\t"
+		     "lretq\n\t"
+		     ".code32\n"
+		     "1:\n\t"
+		     "mov %%ebx, %%esp\n\t"
+		     "mov $0x7f, %%al\n\t"
+		     "add $1, %%al\n\t"
+		     ".globl into_site\n"
+		     "into_site:\n\t"
+		     "into\n\t"
+		     "nop; nop; nop; nop\n\t"
+		     "pushl $" __stringify(LIB_KERNEL_CS) "\n\t"
+		     "call 2f\n"
+		     "2:\n\t"
+		     "addl $(3f - 2b), (%%esp)\n\t"
+		     "lret\n\t"
+		     ".code64\n"
+		     "3:\n\t"
+		     "mov $" __stringify(LIB_KERNEL_DS) ", %%ax\n\t"
+		     "mov %%ax, %%ss\n\t"
+		     "mov saved_rsp(%%rip), %%rsp\n\t"
+		     : : "b"(rsp) : "rax", "memory", "cc");
+}
+
 static void guest_code(void)
 {
 	int i;
@@ -103,6 +156,10 @@ static void guest_code(void)
 			break;
 		case CASE_INT0:
 			guest_int0(guest_stack);
+			break;
+		case CASE_INTO_COMPAT:
+		case CASE_INTO_COMPAT_TO_NOP:
+			guest_into(guest_stack);
 			break;
 		}
 		GUEST_SYNC(guest_case);
@@ -160,6 +217,7 @@ static const char *run_case(struct kvm_vcpu *vcpu, enum soft_case c, int page)
 {
 	static const uint8_t nopl[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
 	static const uint8_t int21[2] = { 0xcd, 0x21 };
+	static const uint8_t nop2[2] = { 0x66, 0x90 };
 	static char why[160];
 	uint64_t site, want_vector, want_rip;
 	uint8_t saved[5];
@@ -174,6 +232,10 @@ static const char *run_case(struct kvm_vcpu *vcpu, enum soft_case c, int page)
 	case CASE_INT0:
 		site = (uint64_t)int0_site;
 		break;
+	case CASE_INTO_COMPAT:
+	case CASE_INTO_COMPAT_TO_NOP:
+		site = (uint64_t)into_site;
+		break;
 	default:
 		site = (uint64_t)int20_site;
 		break;
@@ -187,6 +249,9 @@ static const char *run_case(struct kvm_vcpu *vcpu, enum soft_case c, int page)
 	} else if (c == CASE_INTN_TO_OTHER) {
 		memcpy(rewrite_bytes, int21, sizeof(int21));
 		rewrite_len = sizeof(int21);
+	} else if (c == CASE_INTO_COMPAT_TO_NOP) {
+		memcpy(rewrite_bytes, nop2, sizeof(nop2));
+		rewrite_len = sizeof(nop2);
 	}
 
 	guest_case = c;
@@ -225,7 +290,11 @@ static const char *run_case(struct kvm_vcpu *vcpu, enum soft_case c, int page)
 		want_vector = 0, want_rip = site + 2;
 		break;
 	case CASE_INT3_TO_NOP:
+	case CASE_INTO_COMPAT_TO_NOP:
 		want_vector = 256, want_rip = 0;
+		break;
+	case CASE_INTO_COMPAT:
+		want_vector = OF_VECTOR, want_rip = site + 1;
 		break;
 	default:
 		/* The rewritten instruction runs: INT 0x21, returning after it. */
@@ -263,7 +332,8 @@ static void run_mode(struct kvm_vcpu *vcpu, const char *mode, int first_page)
 	int c;
 
 	for (c = 0; c < NR_CASES; c++) {
-		bool rewrite = c == CASE_INT3_TO_NOP || c == CASE_INTN_TO_OTHER;
+		bool rewrite = c == CASE_INT3_TO_NOP || c == CASE_INTN_TO_OTHER ||
+			       c == CASE_INTO_COMPAT_TO_NOP;
 
 		before = soft_stats(vcpu);
 		why = run_case(vcpu, c, first_page + c);
@@ -302,6 +372,7 @@ int main(int argc, char *argv[])
 	static const char * const modes[] = { "no module", "guard", "upstream", "legacy" };
 	struct uffd_desc *uffd;
 	struct kvm_vcpu *vcpu;
+	uint64_t *gdt;
 	const char *ko_path;
 	bool was_loaded;
 	unsigned int m;
@@ -314,8 +385,13 @@ int main(int argc, char *argv[])
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	vm_install_exception_handler(vm, 0, guest_handler);
 	vm_install_exception_handler(vm, BP_VECTOR, guest_handler);
+	vm_install_exception_handler(vm, OF_VECTOR, guest_handler);
 	vm_install_exception_handler(vm, 0x20, guest_handler);
 	vm_install_exception_handler(vm, 0x21, guest_handler);
+
+	gdt = addr_gva2hva(vm, vm->arch.gdt);
+	gdt[COMPAT_CS / 8] = GDT_CODE32;
+	gdt[COMPAT_SS / 8] = GDT_DATA32;
 
 	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, STACK_GPA, STACK_SLOT,
 				    STACK_PAGES, 0);
