@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * svm_guard_sev_skip_test
+ *
+ * An SEV guest's INT3 whose delivery faults: KVM must re-inject the #BP and
+ * skip the INT3, but it cannot read the guest's encrypted instruction.  The
+ * skip must fail, so the event is dropped and the guest re-executes the
+ * INT3; it must never get a #UD for it.
+ *
+ * The guest points RSP at the top of a page it has never touched, so KVM has
+ * not mapped it yet and pushing the #BP frame takes a #NPF while the CPU
+ * vectors the event.  Each round uses a new page.  The guest checks in its
+ * own handlers (the host cannot read its memory) that every #BP returns
+ * right after the INT3 and that no #UD arrives.
+ *
+ * Runs without svm_guard and with it: sev_skip in guard (and svm_skip in
+ * legacy, so the skip reaches the emulator and the sev_skip decision), all
+ * paths in upstream, and sev_skip in legacy, where the test must see the
+ * #UD that shows it detects the bug.
+ *
+ * Needs SEV hardware; skips elsewhere.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "sev.h"
+#include "svm_guard_module.h"
+
+#define STACK_SLOT	10
+#define STACK_GPA	0x10000000ull
+#define ROUNDS		2
+#define NR_MODES	4
+#define STACK_PAGES	(NR_MODES * ROUNDS + 1)
+
+static uint64_t bp_count, bp_bad_rip, ud_count;
+
+extern char sev_int3_site[];
+
+static void guest_bp_handler(struct ex_regs *regs)
+{
+	bp_count++;
+	if (regs->rip != (uint64_t)sev_int3_site + 1)
+		bp_bad_rip++;
+}
+
+static void guest_ud_handler(struct ex_regs *regs)
+{
+	/* Returning re-executes the INT3, now with the stack page mapped. */
+	ud_count++;
+}
+
+static noinline void guest_int3(uint64_t rsp)
+{
+	asm volatile("mov %%rsp, %%r15\n\t"
+		     "mov %0, %%rsp\n\t"
+		     ".globl sev_int3_site\n"
+		     "sev_int3_site:\n\t"
+		     "int3\n\t"
+		     "mov %%r15, %%rsp\n\t"
+		     : : "r"(rsp) : "r15", "memory");
+}
+
+static void guest_code(void)
+{
+	uint64_t round;
+
+	GUEST_ASSERT(rdmsr(MSR_AMD64_SEV) & MSR_AMD64_SEV_ENABLED);
+	for (round = 0;; round++) {
+		guest_int3(STACK_GPA + (round + 1) * PAGE_SIZE);
+		GUEST_SYNC_ARGS(round, bp_count, bp_bad_rip, ud_count, 0);
+	}
+}
+
+struct counts {
+	uint64_t bp, bad_rip, ud;
+	bool aborted;
+};
+
+/*
+ * Run the guest to its next sync.  A guest assertion fails the test, unless
+ * @abort_ok: then it is reported in the result (an exception the guest has
+ * no handler for, e.g. #DF, counts as a wrong outcome).
+ */
+static struct counts run_round(struct kvm_vcpu *vcpu, bool abort_ok)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		break;
+	case UCALL_ABORT:
+		if (abort_ok)
+			return (struct counts){ .aborted = true };
+		REPORT_GUEST_ASSERT(uc);
+		/* NOT REACHED */
+	default:
+		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
+	}
+	return (struct counts){ uc.args[2], uc.args[3], uc.args[4], false };
+}
+
+static void set_modes(const char *svm_skip, const char *sev_skip)
+{
+	int r;
+
+	r = svm_guard_set_mode("svm_skip", svm_skip);
+	TEST_ASSERT(!r, "svm_skip mode %s: %s", svm_skip, strerror(-r));
+	r = svm_guard_set_mode("sev_skip", sev_skip);
+	TEST_ASSERT(!r, "sev_skip mode %s: %s", sev_skip, strerror(-r));
+}
+
+int main(int argc, char *argv[])
+{
+	static const char * const names[NR_MODES] = {
+		"no module", "sev_skip guard", "upstream", "sev_skip legacy",
+	};
+	struct counts before, after = {};
+	struct kvm_vcpu *vcpu;
+	const char *ko_path;
+	struct kvm_vm *vm;
+	bool was_loaded;
+	int m, i, r;
+
+	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_SEV));
+	TEST_REQUIRE(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SEV_VM));
+	ko_path = svm_guard_require_ko();
+	was_loaded = svm_guard_loaded();
+
+	vm = vm_sev_create_with_one_vcpu(KVM_X86_SEV_VM, guest_code, &vcpu);
+	vm_install_exception_handler(vm, BP_VECTOR, guest_bp_handler);
+	vm_install_exception_handler(vm, UD_VECTOR, guest_ud_handler);
+	/* Never touched by the guest before its round: not mapped by KVM. */
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, STACK_GPA, STACK_SLOT,
+				    STACK_PAGES, 0);
+	virt_map(vm, STACK_GPA, STACK_GPA, STACK_PAGES);
+	vm_sev_launch(vm, SEV_POLICY_NO_DBG, NULL);
+
+	ksft_print_header();
+	ksft_set_plan(NR_MODES);
+
+	for (m = 0; m < NR_MODES; m++) {
+		uint64_t drops = 0, queued_ud = 0;
+
+		switch (m) {
+		case 0:
+			if (svm_guard_loaded())
+				TEST_ASSERT(!svm_guard_unload(), "rmmod svm_guard failed");
+			break;
+		case 1:
+			r = svm_guard_load(ko_path, "allow_legacy=1");
+			TEST_ASSERT(!r, "insmod %s: %s", ko_path, strerror(-r));
+			set_modes("legacy", "guard");
+			break;
+		case 2:
+			set_modes("upstream", "upstream");
+			break;
+		case 3:
+			set_modes("legacy", "legacy");
+			break;
+		}
+
+		before = after;
+		if (m > 0) {
+			drops = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_fail);
+			queued_ud = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_queue_ud);
+		}
+		if (m == 3) {
+			/*
+			 * The proof that the checks catch the bug: kvm-amd queues
+			 * #UD for the skip, and the guest sees something wrong (a
+			 * #UD, a #BP returning to the INT3 itself, or an exception
+			 * it has no handler for).
+			 */
+			after = run_round(vcpu, true);
+			TEST_ASSERT(vcpu_get_stat(vcpu, svm_policy_sev_no_insn_queue_ud) > queued_ud,
+				    "%s: kvm-amd counted no #UD verdict", names[m]);
+			TEST_ASSERT(after.aborted || after.ud > before.ud ||
+				    after.bad_rip > before.bad_rip || after.bp - before.bp != 1,
+				    "%s: the guest saw nothing wrong; the test cannot see the bug",
+				    names[m]);
+			ksft_test_result_pass("%s: wrong outcome detected (%s)\n", names[m],
+					      after.aborted ? "guest hit an unhandled exception" :
+					      after.ud > before.ud ? "#UD" : "#BP to the wrong RIP");
+			break;
+		}
+
+		for (i = 0; i < ROUNDS; i++)
+			after = run_round(vcpu, false);
+
+		TEST_ASSERT(after.bp - before.bp == ROUNDS && after.bad_rip == before.bad_rip,
+			    "%s: %lu #BPs for %d INT3s, %lu with a wrong return RIP",
+			    names[m], after.bp - before.bp, ROUNDS,
+			    after.bad_rip - before.bad_rip);
+		TEST_ASSERT(after.ud == before.ud, "%s: the guest got %lu #UDs",
+			    names[m], after.ud - before.ud);
+		if (m == 1)
+			TEST_ASSERT(vcpu_get_stat(vcpu, svm_policy_sev_no_insn_fail) > drops,
+				    "%s: kvm-amd counted no failed skip: the delivery did not fault",
+				    names[m]);
+		ksft_test_result_pass("%s: %d INT3s, no #UD\n", names[m], ROUNDS);
+	}
+
+	kvm_vm_free(vm);
+	if (svm_guard_loaded())
+		TEST_ASSERT(!svm_guard_unload(), "rmmod svm_guard failed");
+	if (was_loaded) {
+		r = svm_guard_load(ko_path, "");
+		TEST_ASSERT(!r, "insmod %s: %s", ko_path, strerror(-r));
+	}
+	ksft_finished();
+}
