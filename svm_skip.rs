@@ -108,7 +108,7 @@ pub fn decode(bytes: &[u8], mode: CpuMode) -> Result<Decoded, DecodeError> {
     let imm_at = op_at.saturating_add(1);
     let (insn, len) = match window.get(op_at) {
         Some(0xcc) => (SoftInsn::Int3, imm_at),
-        Some(0xcd) => match bytes.get(imm_at) {
+        Some(0xcd) => match window.get(imm_at) {
             Some(&vector) => (SoftInsn::IntN(vector), imm_at.saturating_add(1)),
             None if imm_at >= MAX_INSN_LEN => return Err(DecodeError::TooLong),
             None => return Err(DecodeError::Truncated),
@@ -120,10 +120,7 @@ pub fn decode(bytes: &[u8], mode: CpuMode) -> Result<Decoded, DecodeError> {
         Some(&other) => return Err(DecodeError::NotSoftInt(other)),
         None => return Err(DecodeError::Truncated),
     };
-    if len > MAX_INSN_LEN {
-        return Err(DecodeError::TooLong);
-    }
-    // CAST: `len` <= MAX_INSN_LEN (15) fits in u8.
+    // CAST: every byte of the instruction is in `window`, so `len` <= MAX_INSN_LEN (15).
     Ok(Decoded {
         insn,
         len: len as u8,
