@@ -14,6 +14,8 @@ SVM_GUARD_KSUITES="trixie-backports sid forky"
 # 0.71.1 is the one known to work with libclang 19 here).
 SVM_GUARD_BINDGEN_VERSION=0.71.1
 SVM_GUARD_LIBCLANG=/usr/lib/llvm-19/lib
+# cargo-fuzz for scripts/fuzz (built with the rustup toolchain and RUSTC_BOOTSTRAP=1).
+SVM_GUARD_CARGO_FUZZ_VERSION=0.13.2
 
 # Everything built or downloaded lives outside the repo, in the cache.
 SVM_GUARD_CACHE=${SVM_GUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/svm_guard}
