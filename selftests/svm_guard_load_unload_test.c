@@ -90,18 +90,7 @@ static void run_round(struct kvm_vcpu *vcpu)
 	struct ucall uc;
 
 	vcpu_ioctl(vcpu, KVM_NMI, NULL);
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-		/* NOT REACHED */
-	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
-	}
+	svm_guard_run_to_sync(vcpu, &uc, false);
 
 	rounds++;
 	TEST_ASSERT(uc.args[1] == rounds - 1, "guest round %lu, host round %lu",
@@ -193,10 +182,7 @@ int main(int argc, char *argv[])
 	ksft_test_result_pass("%d unload/load cycles during %lu guest rounds\n",
 			      NR_CYCLES, rounds - before);
 
-	if (svm_guard_loaded() != was_loaded) {
-		r = was_loaded ? svm_guard_load(ko_path, "") : svm_guard_unload();
-		TEST_ASSERT(!r, "restoring svm_guard: %s", strerror(-r));
-	}
 	kvm_vm_free(vm);
+	svm_guard_restore(ko_path, was_loaded);
 	ksft_finished();
 }

@@ -106,10 +106,7 @@ static void run_nmi_rounds(struct kvm_vcpu *vcpu)
 
 	for (i = 0; i < NR_ROUNDS; i++) {
 		vcpu_ioctl(vcpu, KVM_NMI, NULL);
-		vcpu_run(vcpu);
-		TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-		if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-			REPORT_GUEST_ASSERT(uc);
+		svm_guard_run_to_sync(vcpu, &uc, false);
 	}
 }
 
@@ -182,9 +179,6 @@ int main(int argc, char *argv[])
 	ksft_test_result_pass("upstream mode: kvm-amd decided %d NMIs alone\n",
 			      NR_ROUNDS);
 
-	if (!was_loaded)
-		TEST_ASSERT(!svm_guard_unload(), "rmmod svm_guard failed");
-	else
-		reload_module("");
+	svm_guard_restore(ko_path, was_loaded);
 	ksft_finished();
 }

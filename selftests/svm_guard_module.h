@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Loading and unloading the svm_guard module from a selftest.  The module
- * file is named by $SVM_GUARD_KO, which the VM runner exports.
+ * Helpers the svm_guard selftests share: loading and unloading the module
+ * (named by $SVM_GUARD_KO, which the VM runner exports), setting a path's
+ * mode, and running the guest to its next GUEST_SYNC.
  */
 #ifndef SELFTEST_SVM_GUARD_MODULE_H
 #define SELFTEST_SVM_GUARD_MODULE_H
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include "test_util.h"
+#include "kvm_util.h"
+#include "ucall_common.h"
 
 /* Skip the test unless $SVM_GUARD_KO names a readable module; return it. */
 static inline const char *svm_guard_require_ko(void)
@@ -48,6 +51,47 @@ static inline int svm_guard_load(const char *ko, const char *params)
 static inline int svm_guard_unload(void)
 {
 	return syscall(__NR_delete_module, "svm_guard", O_NONBLOCK) ? -errno : 0;
+}
+
+/*
+ * Leave the module as a test found it: loaded without parameters if
+ * @was_loaded, else unloaded.
+ */
+static inline void svm_guard_restore(const char *ko, bool was_loaded)
+{
+	int r;
+
+	if (svm_guard_loaded()) {
+		r = svm_guard_unload();
+		TEST_ASSERT(!r, "rmmod svm_guard: %s", strerror(-r));
+	}
+	if (was_loaded) {
+		r = svm_guard_load(ko, "");
+		TEST_ASSERT(!r, "insmod %s: %s", ko, strerror(-r));
+	}
+}
+
+/*
+ * Run @vcpu to its next GUEST_SYNC and return true.  A guest assertion
+ * fails the test, unless @abort_ok: then return false.
+ */
+static inline bool svm_guard_run_to_sync(struct kvm_vcpu *vcpu, struct ucall *uc,
+					 bool abort_ok)
+{
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, uc)) {
+	case UCALL_SYNC:
+		return true;
+	case UCALL_ABORT:
+		if (abort_ok)
+			return false;
+		REPORT_GUEST_ASSERT(*uc);
+		/* NOT REACHED */
+	default:
+		TEST_FAIL("Unexpected ucall %lu", uc->cmd);
+	}
+	return false;
 }
 
 /* Write @mode to /sys/kernel/debug/svm_guard/@path/mode; returns 0 or -errno. */

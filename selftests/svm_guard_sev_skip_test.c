@@ -88,19 +88,8 @@ static struct counts run_round(struct kvm_vcpu *vcpu, bool abort_ok)
 {
 	struct ucall uc;
 
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		if (abort_ok)
-			return (struct counts){ .aborted = true };
-		REPORT_GUEST_ASSERT(uc);
-		/* NOT REACHED */
-	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
-	}
+	if (!svm_guard_run_to_sync(vcpu, &uc, abort_ok))
+		return (struct counts){ .aborted = true };
 	return (struct counts){ uc.args[2], uc.args[3], uc.args[4], false };
 }
 
@@ -206,11 +195,7 @@ int main(int argc, char *argv[])
 	}
 
 	kvm_vm_free(vm);
-	if (svm_guard_loaded())
-		TEST_ASSERT(!svm_guard_unload(), "rmmod svm_guard failed");
-	if (was_loaded) {
-		r = svm_guard_load(ko_path, "");
-		TEST_ASSERT(!r, "insmod %s: %s", ko_path, strerror(-r));
-	}
+	/* Without allow_legacy. */
+	svm_guard_restore(ko_path, was_loaded);
 	ksft_finished();
 }

@@ -260,17 +260,7 @@ static const char *run_case(struct kvm_vcpu *vcpu, enum soft_case c, int page)
 	sync_global_to_guest(vm, guest_stack);
 	faults_seen = 0;
 
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-		/* NOT REACHED */
-	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
-	}
+	svm_guard_run_to_sync(vcpu, &uc, false);
 	memcpy(rewrite_hva, saved, sizeof(saved));
 	TEST_ASSERT(faults_seen == 1,
 		    "%s: %d faults on the stack page, want 1: the delivery did not fault",
@@ -422,12 +412,7 @@ int main(int argc, char *argv[])
 	uffd_stop_demand_paging(uffd);
 	kvm_vm_free(vm);
 
-	/* Leave the module as it was found, without allow_legacy. */
-	if (svm_guard_loaded())
-		TEST_ASSERT(!svm_guard_unload(), "rmmod svm_guard failed");
-	if (was_loaded) {
-		r = svm_guard_load(ko_path, "");
-		TEST_ASSERT(!r, "insmod %s: %s", ko_path, strerror(-r));
-	}
+	/* Without allow_legacy. */
+	svm_guard_restore(ko_path, was_loaded);
 	ksft_finished();
 }
