@@ -28,7 +28,7 @@
 #define NR_QUIET_ROUNDS	20
 #define INTN_VECTOR	0x20
 
-static volatile uint64_t nmi_count, bp_count, intn_count;
+static u64 nmi_count, bp_count, intn_count;
 
 static void guest_nmi_handler(struct ex_regs *regs)
 {
@@ -47,30 +47,31 @@ static void guest_intn_handler(struct ex_regs *regs)
 
 static void guest_code(void)
 {
-	uint64_t round;
+	u64 round;
 
 	for (round = 0;; round++) {
 		asm volatile("int3" ::: "memory");
 		asm volatile("int $0x20" ::: "memory");
-		GUEST_SYNC_ARGS(round, nmi_count, bp_count, intn_count, 0);
+		GUEST_SYNC_ARGS(round, READ_ONCE(nmi_count), READ_ONCE(bp_count),
+				READ_ONCE(intn_count), 0);
 	}
 }
 
 static const char *ko_path;
 
 /* Sum of kvm-amd's per-verdict stats for NMI injection. */
-static uint64_t nmi_policy_stats(struct kvm_vcpu *vcpu)
+static u64 nmi_policy_stats(struct kvm_vcpu *vcpu)
 {
 	return vcpu_get_stat(vcpu, svm_policy_nmi_inject_only) +
 	       vcpu_get_stat(vcpu, svm_policy_nmi_intercept_iret);
 }
 
 /* Sum of the module's own NMI verdict counters, from debugfs. */
-static uint64_t nmi_module_counters(void)
+static u64 nmi_module_counters(void)
 {
 	FILE *f = fopen("/sys/kernel/debug/svm_guard/nmi/counters", "r");
 	unsigned long long value;
-	uint64_t sum = 0;
+	u64 sum = 0;
 	char name[64];
 
 	TEST_ASSERT(f, "open svm_guard nmi counters: %s", strerror(errno));
@@ -82,7 +83,7 @@ static uint64_t nmi_module_counters(void)
 	return sum;
 }
 
-static uint64_t rounds;
+static u64 rounds;
 
 /* Inject an NMI, run the guest to its next sync, and check its handlers. */
 static void run_round(struct kvm_vcpu *vcpu)
@@ -122,7 +123,7 @@ static void *toggle_module(void *arg)
 
 int main(int argc, char *argv[])
 {
-	uint64_t before, module_before;
+	u64 before, module_before;
 	bool was_loaded;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;

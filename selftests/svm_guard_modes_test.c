@@ -71,11 +71,11 @@ static void assert_mode(const char *path, const char *want)
 		    path, mode, want);
 }
 
-static uint64_t module_counter(const char *path, const char *counter)
+static u64 module_counter(const char *path, const char *counter)
 {
 	unsigned long long value;
 	char file[128], name[64];
-	uint64_t found = 0;
+	u64 found = 0;
 	FILE *f;
 
 	snprintf(file, sizeof(file), "/sys/kernel/debug/svm_guard/%s/counters", path);
@@ -112,7 +112,7 @@ static void run_nmi_rounds(struct kvm_vcpu *vcpu)
 
 int main(int argc, char *argv[])
 {
-	uint64_t stats, upstream;
+	u64 stats, upstream;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	bool was_loaded;
@@ -152,7 +152,8 @@ int main(int argc, char *argv[])
 			    paths[i], r);
 		assert_mode(paths[i], "guard");
 	}
-	ksft_test_result_pass("bad writes: EINVAL; legacy without allow_legacy: EPERM; mode unchanged\n");
+	ksft_test_result_pass("bad writes: EINVAL; legacy without allow_legacy: EPERM; %s\n",
+			      "mode unchanged");
 
 	reload_module("allow_legacy=1");
 	for (i = 0; i < ARRAY_SIZE(paths); i++) {

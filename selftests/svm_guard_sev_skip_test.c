@@ -35,14 +35,14 @@
 #define NR_MODES	4
 #define STACK_PAGES	(NR_MODES * ROUNDS + 1)
 
-static uint64_t bp_count, bp_bad_rip, ud_count;
+static u64 bp_count, bp_bad_rip, ud_count;
 
 extern char sev_int3_site[];
 
 static void guest_bp_handler(struct ex_regs *regs)
 {
 	bp_count++;
-	if (regs->rip != (uint64_t)sev_int3_site + 1)
+	if (regs->rip != (u64)sev_int3_site + 1)
 		bp_bad_rip++;
 }
 
@@ -52,7 +52,7 @@ static void guest_ud_handler(struct ex_regs *regs)
 	ud_count++;
 }
 
-static noinline void guest_int3(uint64_t rsp)
+static noinline void guest_int3(u64 rsp)
 {
 	asm volatile("mov %%rsp, %%r15\n\t"
 		     "mov %0, %%rsp\n\t"
@@ -60,12 +60,12 @@ static noinline void guest_int3(uint64_t rsp)
 		     "sev_int3_site:\n\t"
 		     "int3\n\t"
 		     "mov %%r15, %%rsp\n\t"
-		     : : "r"(rsp) : "r15", "memory");
+		     :: "r"(rsp) : "r15", "memory");
 }
 
 static void guest_code(void)
 {
-	uint64_t round;
+	u64 round;
 
 	GUEST_ASSERT(rdmsr(MSR_AMD64_SEV) & MSR_AMD64_SEV_ENABLED);
 	for (round = 0;; round++) {
@@ -75,7 +75,7 @@ static void guest_code(void)
 }
 
 struct counts {
-	uint64_t bp, bad_rip, ud;
+	u64 bp, bad_rip, ud;
 	bool aborted;
 };
 
@@ -133,7 +133,7 @@ int main(int argc, char *argv[])
 	ksft_set_plan(NR_MODES);
 
 	for (m = 0; m < NR_MODES; m++) {
-		uint64_t drops = 0, queued_ud = 0;
+		u64 drops = 0, queued_ud = 0;
 
 		switch (m) {
 		case 0:
@@ -166,15 +166,17 @@ int main(int argc, char *argv[])
 			 * it has no handler for).
 			 */
 			after = run_round(vcpu, true);
-			TEST_ASSERT(vcpu_get_stat(vcpu, svm_policy_sev_no_insn_queue_ud) > queued_ud,
-				    "%s: kvm-amd counted no #UD verdict", names[m]);
+			u64 uds = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_queue_ud);
+
+			TEST_ASSERT(uds > queued_ud, "%s: kvm-amd counted no #UD verdict",
+				    names[m]);
 			TEST_ASSERT(after.aborted || after.ud > before.ud ||
 				    after.bad_rip > before.bad_rip || after.bp - before.bp != 1,
 				    "%s: the guest saw nothing wrong; the test cannot see the bug",
 				    names[m]);
 			ksft_test_result_pass("%s: wrong outcome detected (%s)\n", names[m],
-					      after.aborted ? "guest hit an unhandled exception" :
-					      after.ud > before.ud ? "#UD" : "#BP to the wrong RIP");
+					      after.aborted ? "unhandled guest exception" :
+					      after.ud > before.ud ? "#UD" : "#BP, wrong RIP");
 			break;
 		}
 

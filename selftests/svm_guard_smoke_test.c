@@ -12,8 +12,8 @@
 
 #define NR_SYNCS 3
 
-static volatile uint64_t bp_count;
-static volatile uint64_t bp_rip;
+static u64 bp_count;
+static u64 bp_rip;
 
 extern char smoke_after_int3[];
 
@@ -33,14 +33,14 @@ static noinline void guest_int3(void)
 
 static void guest_code(void)
 {
-	uint64_t i;
+	u64 i;
 
 	for (i = 0; i < NR_SYNCS; i++)
 		GUEST_SYNC(i);
 
 	guest_int3();
 	GUEST_ASSERT_EQ(bp_count, 1);
-	GUEST_ASSERT_EQ(bp_rip, (uint64_t)smoke_after_int3);
+	GUEST_ASSERT_EQ(bp_rip, (u64)smoke_after_int3);
 
 	GUEST_DONE();
 }
@@ -49,7 +49,7 @@ int main(int argc, char *argv[])
 {
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	uint64_t syncs = 0;
+	u64 syncs = 0;
 	struct ucall uc;
 
 	TEST_REQUIRE(host_cpu_is_amd);

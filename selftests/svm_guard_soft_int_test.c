@@ -66,8 +66,8 @@ static const char * const case_names[NR_CASES] = {
 #define GDT_DATA32	0x00cf93000000ffffull
 
 /* Guest side. */
-static uint64_t guest_case, guest_stack;
-static uint64_t hits[256], hit_rip[256];
+static u64 guest_case, guest_stack;
+static u64 hits[256], hit_rip[256];
 
 extern char int3_site[], int20_site[], int0_site[], into_site[];
 
@@ -82,7 +82,7 @@ static void guest_handler(struct ex_regs *regs)
  * event is raised with RSP at the top of a page that is not present yet.
  */
 #define SOFT_INT_SITE(name, insn, pad)					\
-static noinline void guest_##name(uint64_t rsp)				\
+static noinline void guest_##name(u64 rsp)				\
 {									\
 	asm volatile("mov %%rsp, %%r15\n\t"				\
 		     "mov %0, %%rsp\n\t"					\
@@ -91,7 +91,7 @@ static noinline void guest_##name(uint64_t rsp)				\
 		     insn "\n\t"						\
 		     pad "\n\t"						\
 		     "mov %%r15, %%rsp\n\t"				\
-		     : : "r"(rsp) : "r15", "memory");			\
+		     :: "r"(rsp) : "r15", "memory");			\
 }
 
 SOFT_INT_SITE(int3, "int3", "nop; nop; nop; nop")
@@ -104,9 +104,10 @@ SOFT_INT_SITE(int0, "int $0", "nop; nop; nop")
  * ESP at the top of a page that is not present yet, and far-return to
  * 64-bit mode.  Everything stays below 4 GiB, as compatibility mode needs.
  */
-static uint64_t saved_rsp __attribute__((used));
+/* Referenced only from asm: keep it (tools' __used means "maybe unused"). */
+static u64 saved_rsp __attribute__((used));
 
-static noinline void guest_into(uint64_t rsp)
+static noinline void guest_into(u64 rsp)
 {
 	asm volatile("mov %%rsp, saved_rsp(%%rip)\n\t"
 		     "mov $" __stringify(COMPAT_SS) ", %%ax\n\t"
@@ -134,7 +135,7 @@ static noinline void guest_into(uint64_t rsp)
 		     "mov $" __stringify(LIB_KERNEL_DS) ", %%ax\n\t"
 		     "mov %%ax, %%ss\n\t"
 		     "mov saved_rsp(%%rip), %%rsp\n\t"
-		     : : "b"(rsp) : "rax", "memory", "cc");
+		     :: "b"(rsp) : "rax", "memory", "cc");
 }
 
 static void guest_code(void)
@@ -168,10 +169,10 @@ static void guest_code(void)
 
 /* Host side. */
 static struct kvm_vm *vm;
-static uint8_t *rewrite_hva;
-static uint8_t rewrite_bytes[5];
+static u8 *rewrite_hva;
+static u8 rewrite_bytes[5];
 static size_t rewrite_len;
-static volatile int faults_seen;
+static int faults_seen;
 
 /*
  * The vCPU is blocked on the stack page: rewrite the code, then resolve the
@@ -179,16 +180,16 @@ static volatile int faults_seen;
  */
 static int handle_stack_fault(int uffd_mode, int uffd, struct uffd_msg *msg)
 {
-	static uint8_t zeroes[65536] __attribute__((aligned(4096)));
+	static u8 zeroes[4096] __aligned(4096);
 	struct uffdio_copy copy = {
-		.dst = msg->arg.pagefault.address & ~(uint64_t)(getpagesize() - 1),
-		.src = (uint64_t)zeroes,
+		.dst = msg->arg.pagefault.address & ~(u64)(getpagesize() - 1),
+		.src = (u64)zeroes,
 		.len = getpagesize(),
 	};
 
 	if (rewrite_len)
 		memcpy(rewrite_hva, rewrite_bytes, rewrite_len);
-	faults_seen++;
+	WRITE_ONCE(faults_seen, faults_seen + 1);
 	if (ioctl(uffd, UFFDIO_COPY, &copy) && errno != EEXIST) {
 		pr_info("UFFDIO_COPY: %s\n", strerror(errno));
 		return -errno;
@@ -197,7 +198,7 @@ static int handle_stack_fault(int uffd_mode, int uffd, struct uffd_msg *msg)
 }
 
 struct soft_stats {
-	uint64_t skip, drop, unchecked;
+	u64 skip, drop, unchecked;
 };
 
 static struct soft_stats soft_stats(struct kvm_vcpu *vcpu)
@@ -215,29 +216,29 @@ static struct soft_stats soft_stats(struct kvm_vcpu *vcpu)
  */
 static const char *run_case(struct kvm_vcpu *vcpu, enum soft_case c, int page)
 {
-	static const uint8_t nopl[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
-	static const uint8_t int21[2] = { 0xcd, 0x21 };
-	static const uint8_t nop2[2] = { 0x66, 0x90 };
+	static const u8 nopl[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+	static const u8 int21[2] = { 0xcd, 0x21 };
+	static const u8 nop2[2] = { 0x66, 0x90 };
 	static char why[160];
-	uint64_t site, want_vector, want_rip;
-	uint8_t saved[5];
+	u64 site, want_vector, want_rip;
+	u8 saved[5];
 	struct ucall uc;
 	int vector;
 
 	switch (c) {
 	case CASE_INT3:
 	case CASE_INT3_TO_NOP:
-		site = (uint64_t)int3_site;
+		site = (u64)int3_site;
 		break;
 	case CASE_INT0:
-		site = (uint64_t)int0_site;
+		site = (u64)int0_site;
 		break;
 	case CASE_INTO_COMPAT:
 	case CASE_INTO_COMPAT_TO_NOP:
-		site = (uint64_t)into_site;
+		site = (u64)into_site;
 		break;
 	default:
-		site = (uint64_t)int20_site;
+		site = (u64)int20_site;
 		break;
 	}
 	rewrite_hva = addr_gva2hva(vm, site);
@@ -255,14 +256,14 @@ static const char *run_case(struct kvm_vcpu *vcpu, enum soft_case c, int page)
 	}
 
 	guest_case = c;
-	guest_stack = STACK_GPA + (uint64_t)(page + 1) * getpagesize();
+	guest_stack = STACK_GPA + (u64)(page + 1) * getpagesize();
 	sync_global_to_guest(vm, guest_case);
 	sync_global_to_guest(vm, guest_stack);
 	faults_seen = 0;
 
 	svm_guard_run_to_sync(vcpu, &uc, false);
 	memcpy(rewrite_hva, saved, sizeof(saved));
-	TEST_ASSERT(faults_seen == 1,
+	TEST_ASSERT(READ_ONCE(faults_seen) == 1,
 		    "%s: %d faults on the stack page, want 1: the delivery did not fault",
 		    case_names[c], faults_seen);
 
@@ -340,11 +341,12 @@ static void run_mode(struct kvm_vcpu *vcpu, const char *mode, int first_page)
 		TEST_ASSERT(!why, "%s: %s", mode, why);
 
 		if (!strcmp(mode, "guard")) {
-			TEST_ASSERT(rewrite ? (after.drop > before.drop && after.skip == before.skip)
-					    : (after.skip > before.skip && after.drop == before.drop),
-				    "guard: %s: policy stats skip +%lu drop +%lu, want a %s",
-				    case_names[c], after.skip - before.skip,
-				    after.drop - before.drop, rewrite ? "drop" : "skip");
+			u64 skips = after.skip - before.skip, drops = after.drop - before.drop;
+			const char *want = rewrite ? "drop" : "skip";
+			bool ok = rewrite ? drops && !skips : skips && !drops;
+
+			TEST_ASSERT(ok, "guard: %s: policy stats skip +%lu drop +%lu, want a %s",
+				    case_names[c], skips, drops, want);
 		} else if (legacy) {
 			TEST_ASSERT(after.unchecked > before.unchecked,
 				    "legacy: %s: no unchecked skip counted", case_names[c]);
@@ -362,7 +364,7 @@ int main(int argc, char *argv[])
 	static const char * const modes[] = { "no module", "guard", "upstream", "legacy" };
 	struct uffd_desc *uffd;
 	struct kvm_vcpu *vcpu;
-	uint64_t *gdt;
+	u64 *gdt;
 	const char *ko_path;
 	bool was_loaded;
 	unsigned int m;
