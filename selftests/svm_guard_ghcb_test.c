@@ -34,10 +34,11 @@
  * assertion are GHCB MSR protocol termination requests with reason codes of
  * their own, as in sev_smoke_test.  Details go in a shared report page.
  *
- * The library only creates GHCB v2 VMs; the test gets the v1 VM it needs for
- * the scratch area outside guest memory by rewriting the library's
- * KVM_SEV_INIT2 (see ioctl() below), and the guest reads the version it got
- * from the MSR protocol's SEV_INFO.
+ * The selftest library creates SEV-ES VMs with KVM_SEV_INIT2 and no GHCB
+ * version, which KVM makes version 2, so the row that needs a v1 VM (the
+ * scratch area outside guest memory) skips; the guest reads the version it
+ * got from the MSR protocol's SEV_INFO.  svm_guard's KUnit suite covers that
+ * row on a synthetic v1 vCPU.
  *
  * Needs SEV-ES hardware (and SEV-SNP for the not-registered request); skips
  * elsewhere.
@@ -45,7 +46,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -442,34 +442,6 @@ static void guest_code(u64 mask, struct ghcb_shared *sh, u64 gpa)
 	}
 }
 
-/*
- * The library creates every SEV-ES VM with KVM_SEV_INIT2 and ghcb_version 0,
- * which KVM makes GHCB version 2, and has no way to ask for version 1.  While
- * init2_ghcb_version is set, rewrite the version in the library's
- * KVM_SEV_INIT2; every other ioctl passes through as glibc would pass it.
- */
-static u16 init2_ghcb_version;
-
-int ioctl(int fd, unsigned long request, ...)
-{
-	struct kvm_sev_cmd *cmd;
-	struct kvm_sev_init *init;
-	va_list ap;
-	void *arg;
-
-	va_start(ap, request);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-
-	cmd = arg;
-	if (init2_ghcb_version && request == KVM_MEMORY_ENCRYPT_OP &&
-	    cmd->id == KVM_SEV_INIT2) {
-		init = (void *)(unsigned long)cmd->data;
-		init->ghcb_version = init2_ghcb_version;
-	}
-	return syscall(SYS_ioctl, fd, request, arg);
-}
-
 enum mode { MODE_GUARD, MODE_UPSTREAM, MODE_LEGACY, NR_MODES };
 
 static const char * const mode_names[NR_MODES] = { "guard", "upstream", "legacy" };
@@ -485,10 +457,8 @@ static void ghcb_vm_create(struct ghcb_vm *v, enum vm_kind kind, u64 mask)
 {
 	gva_t gva;
 
-	init2_ghcb_version = kind == VM_SEV_ES_V1 ? 1 : 0;
 	v->vm = vm_sev_create_with_one_vcpu(kind == VM_SNP ? KVM_X86_SNP_VM : KVM_X86_SEV_ES_VM,
 					    guest_code, &v->vcpu);
-	init2_ghcb_version = 0;
 
 	gva = vm_alloc_shared(v->vm, sizeof(struct ghcb_shared), KVM_UTIL_MIN_VADDR,
 			      MEM_REGION_TEST_DATA);
