@@ -224,4 +224,47 @@ static inline void nmi_storm_warm_up(struct kvm_vcpu *vcpu, u64 *seen)
 		nmi_storm_round(vcpu, seen, &nmi_storm_cases[c]);
 }
 
+/* Checks one storm case in one mode and reports its TAP line. */
+typedef void (*nmi_storm_check_t)(struct kvm_vcpu *vcpu, u64 *seen, enum nmi_mode m,
+				  const struct nmi_storm_case *c);
+
+/*
+ * The storm tests' main: skip unless kvm_amd's vnmi is @vnmi (@why says
+ * why), warm up with the module unloaded as the first mode runs, then
+ * @check every case in every mode and leave the module as it was found.
+ */
+static inline int nmi_storm_main(bool vnmi, const char *why, nmi_storm_check_t check)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	const char *ko;
+	bool was_loaded;
+	unsigned int c;
+	u64 seen = 0;
+	int m;
+
+	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_SVM));
+	__TEST_REQUIRE(get_kvm_amd_param_bool("vnmi") == vnmi, "%s", why);
+	ko = svm_guard_require_ko();
+	was_loaded = svm_guard_loaded();
+
+	nmi_enter_mode(ko, NMI_MODE_NONE);
+	vm = nmi_guest_create(&vcpu);
+	nmi_run_main(vcpu, &seen, 0, "start");
+	nmi_storm_warm_up(vcpu, &seen);
+
+	ksft_print_header();
+	ksft_set_plan(NR_NMI_MODES * NR_NMI_STORM_CASES);
+
+	for (m = 0; m < NR_NMI_MODES; m++) {
+		nmi_enter_mode(ko, m);
+		for (c = 0; c < NR_NMI_STORM_CASES; c++)
+			check(vcpu, &seen, m, &nmi_storm_cases[c]);
+	}
+
+	kvm_vm_free(vm);
+	svm_guard_restore(ko, was_loaded);
+	ksft_finished();
+}
+
 #endif /* SELFTEST_SVM_GUARD_NMI_GUEST_H */

@@ -123,36 +123,7 @@ static void run_case(struct kvm_vcpu *vcpu, u64 *seen, enum nmi_mode m,
 
 int main(int argc, char *argv[])
 {
-	struct kvm_vcpu *vcpu;
-	struct kvm_vm *vm;
-	const char *ko;
-	bool was_loaded;
-	unsigned int c;
-	u64 seen = 0;
-	int m;
-
-	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_SVM));
-	__TEST_REQUIRE(get_kvm_amd_param_bool("vnmi"),
-		       "kvm_amd has vnmi=0 (no vNMI here, e.g. QEMU TCG does not emulate it)");
-	ko = svm_guard_require_ko();
-	was_loaded = svm_guard_loaded();
-
-	/* Warm up with the module unloaded, as the first mode runs. */
-	nmi_enter_mode(ko, NMI_MODE_NONE);
-	vm = nmi_guest_create(&vcpu);
-	nmi_run_main(vcpu, &seen, 0, "start");
-	nmi_storm_warm_up(vcpu, &seen);
-
-	ksft_print_header();
-	ksft_set_plan(NR_NMI_MODES * NR_NMI_STORM_CASES);
-
-	for (m = 0; m < NR_NMI_MODES; m++) {
-		nmi_enter_mode(ko, m);
-		for (c = 0; c < NR_NMI_STORM_CASES; c++)
-			run_case(vcpu, &seen, m, &nmi_storm_cases[c]);
-	}
-
-	kvm_vm_free(vm);
-	svm_guard_restore(ko, was_loaded);
-	ksft_finished();
+	return nmi_storm_main(true,
+			      "kvm_amd has vnmi=0 (no vNMI here, e.g. QEMU TCG does not emulate it)",
+			      run_case);
 }
