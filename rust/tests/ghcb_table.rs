@@ -860,18 +860,6 @@ fn random_request(rng: &mut Rng) -> GhcbRequest {
     }
 }
 
-fn is_scratch_rule(rule: Rule) -> bool {
-    matches!(
-        rule,
-        Rule::ScratchZero
-            | Rule::ScratchWrap
-            | Rule::ScratchOutsideSharedBuffer
-            | Rule::ScratchOutsideGhcbV2
-            | Rule::ScratchTooLarge
-            | Rule::ScratchOutsideMemory
-    )
-}
-
 #[test]
 fn every_rule_reason_and_beyond_case_is_reachable_and_ordered() {
     let mut rng = Rng(0x5eed_6c0b);
@@ -897,7 +885,7 @@ fn every_rule_reason_and_beyond_case_is_reachable_and_ordered() {
             (None, GhcbVerdict::Accept) => accepted += 1,
             (None, GhcbVerdict::Malformed(rule)) => {
                 assert_ne!(rule, Rule::MsrSnpOnly);
-                if is_scratch_rule(rule) {
+                if rule.reason() == MalformedReason::InvalidScratchArea {
                     assert!(
                         [IOIO, MMIO_READ, MMIO_WRITE, PSC].contains(&req.exit_code),
                         "{rule:?} for {req:#x?}"

@@ -4,9 +4,7 @@
 //! each with the verdict written out (not computed) and the rule it follows.
 
 use svm_guard_host::nmi::{
-    nmi_legacy_verdict,
-    nmi_verdict,
-    NmiContext,
+    nmi_legacy_verdict, nmi_verdict, NmiContext,
     NmiSite::{
         self,
         Inject,
@@ -85,8 +83,20 @@ fn every_input_gets_the_verdict_of_its_rule() {
     let rows = table();
     assert_eq!(rows.len(), 24);
     for r in &rows {
-        assert_eq!(nmi_verdict(r.ctx), r.guard, "guard: {:?} ({})", r.ctx, r.rule);
-        assert_eq!(nmi_legacy_verdict(r.ctx), r.legacy, "legacy: {:?} ({})", r.ctx, r.rule);
+        assert_eq!(
+            nmi_verdict(r.ctx),
+            r.guard,
+            "guard: {:?} ({})",
+            r.ctx,
+            r.rule
+        );
+        assert_eq!(
+            nmi_legacy_verdict(r.ctx),
+            r.legacy,
+            "legacy: {:?} ({})",
+            r.ctx,
+            r.rule
+        );
     }
 }
 

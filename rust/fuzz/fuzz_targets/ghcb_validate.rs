@@ -14,11 +14,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use svm_guard_host::ghcb::{
-    validate, validate_msr, GhcbRequest, GhcbVerdict, MsrVerdict, Rule, GHCB_BIT_SW_EXIT_CODE,
-    GHCB_BIT_SW_EXIT_INFO_1, GHCB_BIT_SW_EXIT_INFO_2, GHCB_HV_RESP_MALFORMED_INPUT,
-    GHCB_MSR_INFO_MASK, SVM_EXIT_CPUID, SVM_EXIT_INVD, SVM_EXIT_IOIO, SVM_EXIT_MONITOR,
-    SVM_EXIT_MSR, SVM_EXIT_MWAIT, SVM_EXIT_RDPMC, SVM_EXIT_RDTSC, SVM_EXIT_RDTSCP,
-    SVM_EXIT_READ_DR7, SVM_EXIT_VMMCALL, SVM_EXIT_WBINVD, SVM_EXIT_WRITE_DR7,
+    validate, validate_msr, GhcbRequest, GhcbVerdict, MalformedReason, MsrVerdict, Rule,
+    GHCB_BIT_SW_EXIT_CODE, GHCB_BIT_SW_EXIT_INFO_1, GHCB_BIT_SW_EXIT_INFO_2,
+    GHCB_HV_RESP_MALFORMED_INPUT, GHCB_MSR_INFO_MASK, SVM_EXIT_CPUID, SVM_EXIT_INVD, SVM_EXIT_IOIO,
+    SVM_EXIT_MONITOR, SVM_EXIT_MSR, SVM_EXIT_MWAIT, SVM_EXIT_RDPMC, SVM_EXIT_RDTSC,
+    SVM_EXIT_RDTSCP, SVM_EXIT_READ_DR7, SVM_EXIT_VMMCALL, SVM_EXIT_WBINVD, SVM_EXIT_WRITE_DR7,
     SVM_VMGEXIT_AP_CREATION, SVM_VMGEXIT_AP_HLT_LOOP, SVM_VMGEXIT_AP_JUMP_TABLE,
     SVM_VMGEXIT_EXT_GUEST_REQUEST, SVM_VMGEXIT_GUEST_REQUEST, SVM_VMGEXIT_HV_FEATURES,
     SVM_VMGEXIT_MMIO_READ, SVM_VMGEXIT_MMIO_WRITE, SVM_VMGEXIT_NMI_COMPLETE, SVM_VMGEXIT_PSC,
@@ -72,18 +72,6 @@ fn set(map: &mut [u64; 2], bit: u8) {
 
 fn has(map: [u64; 2], bit: u8) -> bool {
     map[usize::from(bit / 64)] & (1 << (bit % 64)) != 0
-}
-
-fn is_scratch_rule(rule: Rule) -> bool {
-    matches!(
-        rule,
-        Rule::ScratchZero
-            | Rule::ScratchWrap
-            | Rule::ScratchOutsideSharedBuffer
-            | Rule::ScratchOutsideGhcbV2
-            | Rule::ScratchTooLarge
-            | Rule::ScratchOutsideMemory
-    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -143,7 +131,7 @@ fuzz_target!(|data: &[u8]| {
             Rule::MsrSnpOnly,
             "an MSR-protocol rule for a GHCB request"
         );
-        if is_scratch_rule(rule) {
+        if rule.reason() == MalformedReason::InvalidScratchArea {
             assert!(
                 [
                     SVM_EXIT_IOIO,
