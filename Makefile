@@ -7,13 +7,14 @@
 #   make modules     build svm_guard.ko against KDIR (default: the cached test kernel)
 #   make kernel      fetch and build the test kernel (cached); prints its path
 #   make selftests   build the selftests against KDIR (default: the cached test kernel)
+#   make bench-host  instructions per call of each pure decision on the host (callgrind), by hand
 #
 # KDIR must be a built CONFIG_RUST=y tree, not a headers package. CLIPPY=1 and
 # W=e are passed through to kbuild.
 
 KDIR ?=
 
-.PHONY: vm-test test host-test modules kernel selftests setup clean
+.PHONY: vm-test test host-test modules kernel selftests bench-host setup clean
 
 vm-test:
 	scripts/vm-test
@@ -32,6 +33,9 @@ kernel:
 
 selftests:
 	scripts/build-selftests $(KDIR)
+
+bench-host:
+	scripts/bench-host
 
 setup:
 	scripts/setup
