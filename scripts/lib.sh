@@ -10,6 +10,10 @@
 SVM_GUARD_KSERIES=7.3
 # Debian suites tried, in order, for linux-source-$SVM_GUARD_KSERIES.
 SVM_GUARD_KSUITES="trixie-backports sid forky"
+# QEMU for the emulated NRIPS/vNMI CPU model (scripts/build-qemu): the upstream
+# version of Debian's qemu source package that scripts/setup installs from
+# bookworm-backports; qemu/*.patch applies to it.
+SVM_GUARD_QEMU_VERSION=10.0.2+ds
 # bindgen-cli version the kernel build uses (the kernel's minimum is 0.65.1;
 # 0.71.1 is the one known to work with libclang 19 here).
 SVM_GUARD_BINDGEN_VERSION=0.71.1
