@@ -36,7 +36,7 @@
  * re-injections after a fault during delivery also go through
  * svm_inject_nmi().
  *
- * Needs: SVM with vNMI enabled in kvm_amd (vnmi=1; QEMU TCG does not
+ * Needs: SVM with vNMI enabled in kvm_amd (vnmi=1; Debian's QEMU does not
  * emulate vNMI, so it skips there) and svm_guard.ko named by $SVM_GUARD_KO.
  * The module is reloaded with allow_legacy=1 for the modes and left as the
  * test found it.
@@ -124,6 +124,6 @@ static void run_case(struct kvm_vcpu *vcpu, u64 *seen, enum nmi_mode m,
 int main(int argc, char *argv[])
 {
 	return nmi_storm_main(true,
-			      "kvm_amd has vnmi=0 (no vNMI here, e.g. QEMU TCG does not emulate it)",
+			      "kvm_amd has vnmi=0 (this CPU has no vNMI, e.g. the stock QEMU model)",
 			      run_case);
 }
