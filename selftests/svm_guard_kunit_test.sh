@@ -41,7 +41,7 @@ if insmod "$SVM_GUARD_KUNIT_KO" allow_legacy=1; then
 		# Suites run at load unless the kernel boots with kunit.autorun=0;
 		# then run them through debugfs.
 		if ! grep -qE '^ +(not )?ok [0-9]+ ' "$dir/results"; then
-			echo "# $suite did not run at load (kunit.autorun=0?): running it through $dir/run"
+			echo "# $suite did not run at load (kunit.autorun=0?): running it"
 			echo 1 >"$dir/run" || fail "cannot run suite $suite"
 		fi
 		cat "$dir/results"
@@ -52,7 +52,8 @@ if insmod "$SVM_GUARD_KUNIT_KO" allow_legacy=1; then
 		if [ "${last%% *}" = ok ] && [ "${plan:-0}" -gt 0 ] && [ "$passed" = "$plan" ]; then
 			echo "# $suite: $passed of $plan test cases passed"
 		else
-			fail "suite $suite: $passed of ${plan:-?} test cases passed (${last:-no result line})"
+			fail "suite $suite: $passed of ${plan:-?} test cases passed" \
+				"(${last:-no result line})"
 		fi
 	done
 	rmmod svm_guard || fail "rmmod of the KUnit variant"
