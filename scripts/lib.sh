@@ -18,6 +18,9 @@ SVM_GUARD_QEMU_VERSION=10.0.2+ds
 # 0.71.1 is the one known to work with libclang 19 here).
 SVM_GUARD_BINDGEN_VERSION=0.71.1
 SVM_GUARD_LIBCLANG=/usr/lib/llvm-19/lib
+# virtme-ng (PyPI virtme-ng) for the alternative VM runner scripts/vm-run-vng,
+# installed by scripts/setup-vng into a venv in the cache.
+SVM_GUARD_VNG_VERSION=1.42
 # cargo-fuzz for scripts/fuzz (built with the rustup toolchain and RUSTC_BOOTSTRAP=1).
 SVM_GUARD_CARGO_FUZZ_VERSION=0.13.2
 
