@@ -2,22 +2,29 @@
 # svm_guard entry points. Kbuild reads ./Kbuild, not this file.
 #
 #   make vm-test     the main job: set up, build kernel + module + selftests, run them in a VM
+#                    (RUNNER=vng: boot it with virtme-ng instead of scripts/vm-run)
 #   make test        host checks (cargo, rustfmt, clippy, module build) and the VM run
 #   make host-test   host checks only
 #   make modules     build svm_guard.ko against KDIR (default: the cached test kernel)
 #   make kernel      fetch and build the test kernel (cached); prints its path
 #   make selftests   build the selftests against KDIR (default: the cached test kernel)
 #   make bench-host  instructions per call of each pure decision on the host (callgrind), by hand
+#   make series      the in-tree series with a cover letter in out/series/ (git am to Linux 7.3)
+#   make check-series  checkpatch --strict over it; reports must be justified in the cover letter
+#   make kselftest-install  the KVM selftest collection with svm_guard's tests (cache)
+#   make deb-dkms    bindeb-pkg of the test kernel, its headers installed, svm_guard built by DKMS
 #
 # KDIR must be a built CONFIG_RUST=y tree, not a headers package. CLIPPY=1 and
 # W=e are passed through to kbuild.
 
 KDIR ?=
+RUNNER ?=
 
-.PHONY: vm-test test host-test modules kernel selftests bench-host setup clean
+.PHONY: vm-test test host-test modules kernel selftests bench-host setup clean \
+	series check-series kselftest-install deb-dkms
 
 vm-test:
-	scripts/vm-test
+	SVM_GUARD_RUNNER=$(RUNNER) scripts/vm-test
 
 test:
 	scripts/test
@@ -36,6 +43,18 @@ selftests:
 
 bench-host:
 	scripts/bench-host
+
+series:
+	scripts/series
+
+check-series:
+	scripts/check-series
+
+kselftest-install:
+	scripts/kselftest-install $(KDIR)
+
+deb-dkms:
+	scripts/deb-dkms $(KDIR)
 
 setup:
 	scripts/setup
