@@ -49,6 +49,11 @@ svm_guard_kmake_vars() {
 		"HOSTRUSTC=$SVM_GUARD_KRUSTC"
 }
 
+# The paths the patch files "$@" touch (git diff headers), one per line, sorted.
+svm_guard_patch_paths() {
+	cat "$@" | sed -n 's|^diff --git a/\([^ ]*\) b/.*|\1|p' | sort -u
+}
+
 log() { printf '[svm_guard %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[svm_guard] error: %s\n' "$*" >&2; exit 1; }
 
