@@ -80,12 +80,56 @@ pub enum DecodeError {
     NotSoftInt(u8),
 }
 
-/// Returns whether `byte` is a legacy prefix other than LOCK.
-fn is_legacy_prefix(byte: u8) -> bool {
-    matches!(
-        byte,
-        0x66 | 0x67 | 0xf2 | 0xf3 | 0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65
-    )
+/// [`CLASS`] bit of the legacy prefixes other than LOCK: operand and address size, REP/REPNE
+/// and the six segment overrides.
+const LEGACY: u8 = 1;
+/// [`CLASS`] bit of the REX prefixes `40`-`4F`, which are prefixes in 64-bit mode only.
+const REX: u8 = 2;
+
+/// Prefix class of `byte`: [`LEGACY`], [`REX`] or 0.
+const fn prefix_class(byte: u8) -> u8 {
+    match byte {
+        0x66 | 0x67 | 0xf2 | 0xf3 | 0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 => LEGACY,
+        0x40..=0x4f => REX,
+        _ => 0,
+    }
+}
+
+/// [`prefix_class`] of every byte value: one table load per byte scanned, where testing each
+/// byte against ten legacy prefixes and a range costs a dozen instructions (svm_skip's worst
+/// case, fourteen prefixes, is what `make bench-host` judges).
+#[allow(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of bounds fails the build"
+)]
+const CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut byte = 0;
+    while byte < class.len() {
+        // CAST: `byte` < 256.
+        class[byte] = prefix_class(byte as u8);
+        byte += 1;
+    }
+    class
+};
+
+/// Index and value in `window` of the first byte that is not a prefix in `mode`, if any.
+#[inline]
+fn opcode_at(window: &[u8], mode: CpuMode) -> Option<(usize, u8)> {
+    let prefix = if mode == CpuMode::Long64 {
+        LEGACY | REX
+    } else {
+        LEGACY
+    };
+    let opcode = |(at, &b): (usize, &u8)| {
+        (CLASS.get(usize::from(b)).map_or(0, |c| c & prefix) == 0).then_some((at, b))
+    };
+    // A full window (the common case: KVM reads 15 bytes unless a page ends) is scanned as a
+    // fixed-size array, which the compiler unrolls without a bounds check per byte.
+    match window.first_chunk::<MAX_INSN_LEN>() {
+        Some(full) => full.iter().enumerate().find_map(opcode),
+        None => window.iter().enumerate().find_map(opcode),
+    }
 }
 
 /// Decodes `bytes` (fetched at CS:RIP) as a soft interrupt instruction in `mode`.
@@ -93,11 +137,13 @@ fn is_legacy_prefix(byte: u8) -> bool {
 /// Accepts legacy prefixes (operand and address size, REP/REPNE, segment overrides) and, in
 /// 64-bit mode only, REX prefixes; outside 64-bit mode `40`-`4F` are INC/DEC opcodes. Never
 /// reads past `bytes` or past [`MAX_INSN_LEN`].
+///
+/// Inlined into [`decide_skip`], its one caller in the module: the verdict is then built
+/// straight from the decoded bytes instead of from a `Result` packed into registers.
+#[inline]
 pub fn decode(bytes: &[u8], mode: CpuMode) -> Result<Decoded, DecodeError> {
     let window = bytes.get(..MAX_INSN_LEN).unwrap_or(bytes);
-    let Some(op_at) = window.iter().position(|&b| {
-        !(is_legacy_prefix(b) || (mode == CpuMode::Long64 && (0x40..=0x4f).contains(&b)))
-    }) else {
+    let Some((op_at, op)) = opcode_at(window, mode) else {
         return Err(if bytes.len() >= MAX_INSN_LEN {
             DecodeError::TooLong
         } else {
@@ -106,19 +152,25 @@ pub fn decode(bytes: &[u8], mode: CpuMode) -> Result<Decoded, DecodeError> {
     };
     // `op_at` < MAX_INSN_LEN, so neither addition overflows.
     let imm_at = op_at.saturating_add(1);
-    let (insn, len) = match window.get(op_at) {
-        Some(0xcc) => (SoftInsn::Int3, imm_at),
-        Some(0xcd) => match window.get(imm_at) {
+    // Tests in order, not a jump table: CD ib, the longest case, is tested first.
+    let (insn, len) = if op == 0xcd {
+        match window.get(imm_at) {
             Some(&vector) => (SoftInsn::IntN(vector), imm_at.saturating_add(1)),
             None if imm_at >= MAX_INSN_LEN => return Err(DecodeError::TooLong),
             None => return Err(DecodeError::Truncated),
-        },
-        Some(0xce) if mode == CpuMode::Long64 => return Err(DecodeError::IntoIn64BitMode),
-        Some(0xce) => (SoftInsn::Into, imm_at),
-        Some(0xf1) => (SoftInsn::Int1, imm_at),
-        Some(0xf0) => return Err(DecodeError::Locked),
-        Some(&other) => return Err(DecodeError::NotSoftInt(other)),
-        None => return Err(DecodeError::Truncated),
+        }
+    } else if op == 0xcc {
+        (SoftInsn::Int3, imm_at)
+    } else if op == 0xce && mode == CpuMode::Long64 {
+        return Err(DecodeError::IntoIn64BitMode);
+    } else if op == 0xce {
+        (SoftInsn::Into, imm_at)
+    } else if op == 0xf1 {
+        (SoftInsn::Int1, imm_at)
+    } else if op == 0xf0 {
+        return Err(DecodeError::Locked);
+    } else {
+        return Err(DecodeError::NotSoftInt(op));
     };
     // CAST: every byte of the instruction is in `window`, so `len` <= MAX_INSN_LEN (15).
     Ok(Decoded {
@@ -150,13 +202,13 @@ pub struct PendingEvent {
 }
 
 impl PendingEvent {
-    /// Returns whether executing `insn` raises this event.
+    /// Returns whether executing `insn` raises this event: INT1 raises only a privileged
+    /// software exception, every other soft interrupt instruction only a soft event, and the
+    /// vectors must match. Written without a `match` on both: the compiler turned that into a
+    /// jump table on the skip path.
     pub fn raised_by(self, insn: SoftInsn) -> bool {
-        match (self.kind, insn) {
-            (EventKind::PrivilegedSoft, SoftInsn::Int1) => self.vector == 1,
-            (EventKind::PrivilegedSoft, _) | (EventKind::Soft, SoftInsn::Int1) => false,
-            (EventKind::Soft, insn) => self.vector == insn.vector(),
-        }
+        let privileged = self.kind == EventKind::PrivilegedSoft;
+        privileged == (insn == SoftInsn::Int1) && self.vector == insn.vector()
     }
 }
 
