@@ -35,11 +35,18 @@ SVM_GUARD_KRUSTC=/usr/bin/rustc
 SVM_GUARD_KRUSTFMT=/usr/bin/rustfmt
 SVM_GUARD_KCLIPPY=/usr/bin/clippy-driver
 SVM_GUARD_BINDGEN=$SVM_GUARD_CACHE/tools/bin/bindgen
+# The debug kernel (scripts/stress) is built with clang: LLVM=-19, the
+# clang-19/lld-19 that scripts/setup installs for bindgen.
+SVM_GUARD_LLVM=-19
 # The host crate (rust/) builds with the machine's rustup toolchain.
 SVM_GUARD_CARGO=${SVM_GUARD_CARGO:-$HOME/.cargo/bin/cargo}
 
-# Make variables for every make against the kernel tree.
+# Make variables for every make against the kernel tree KDIR ($1, optional).
 svm_guard_kmake_vars() {
+	# A tree built with clang (the debug variant) builds its modules with it.
+	if [ -n "${1:-}" ] && grep -q '^CONFIG_CC_IS_CLANG=y' "$1/.config" 2>/dev/null; then
+		echo "LLVM=$SVM_GUARD_LLVM"
+	fi
 	printf '%s\n' \
 		"RUSTC=$SVM_GUARD_KRUSTC" \
 		"RUSTFMT=$SVM_GUARD_KRUSTFMT" \
