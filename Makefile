@@ -8,7 +8,9 @@
 #   make modules     build svm_guard.ko against KDIR (default: the cached test kernel)
 #   make kernel      fetch and build the test kernel (cached); prints its path
 #   make selftests   build the selftests against KDIR (default: the cached test kernel)
-#   make bench-host  instructions per call of each pure decision on the host (callgrind), by hand
+#   make bench       the benchmark: host decisions, the skip step and the cost of being loaded
+#                    in the VM, one table in out/bench-<time>.txt (SHORT=1: few reps)
+#   make bench-host  instructions per call of each pure decision on the host (callgrind)
 #   make series      the in-tree series with a cover letter in out/series/ (git am to Linux 7.3)
 #   make check-series  checkpatch --strict over it; reports must be justified in the cover letter
 #   make kselftest-install  the KVM selftest collection with svm_guard's tests (cache)
@@ -19,8 +21,9 @@
 
 KDIR ?=
 RUNNER ?=
+SHORT ?=
 
-.PHONY: vm-test test host-test modules kernel selftests bench-host setup clean \
+.PHONY: vm-test test host-test modules kernel selftests bench bench-host setup clean \
 	series check-series kselftest-install deb-dkms
 
 vm-test:
@@ -40,6 +43,9 @@ kernel:
 
 selftests:
 	scripts/build-selftests $(KDIR)
+
+bench:
+	scripts/bench $(if $(SHORT),--short)
 
 bench-host:
 	scripts/bench-host

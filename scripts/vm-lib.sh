@@ -8,7 +8,8 @@
 # Both runners take: KDIR MODULE_KO KSELFTEST_DIR [KUNIT_MODULE_KO]
 # and the environment knobs SVM_GUARD_OUT, SVM_GUARD_VM_TIMEOUT,
 # SVM_GUARD_TEST_TIMEOUT, SVM_GUARD_DKMS_KO, SVM_GUARD_KVM_AMD_PARAMS,
-# SVM_GUARD_ACCEL, SVM_GUARD_QEMU and SVM_GUARD_ONLY (see scripts/vm-run).
+# SVM_GUARD_ACCEL, SVM_GUARD_QEMU, SVM_GUARD_ONLY and SVM_GUARD_COMMAND (see
+# scripts/vm-run).
 
 # The runner's name, for messages.
 vm_name=$(basename "$0")
@@ -37,7 +38,7 @@ vm_out() {
 	out=${SVM_GUARD_OUT:-$SVM_GUARD_TOP/out/vm-$(date +%Y%m%d-%H%M%S)}
 	mkdir -p "$out"
 	out=$(cd "$out" && pwd)
-	rm -f "$out"/{tap,status,dmesg,guest.log,console.log,*.log}
+	rm -f "$out"/{tap,status,dmesg,guest.log,console.log,command.log,*.log}
 	ln -sfn "$out" "$SVM_GUARD_TOP/out/latest" 2>/dev/null || true
 	vm_timeout=${SVM_GUARD_VM_TIMEOUT:-1200}
 }
@@ -62,6 +63,7 @@ DKMS_MODULE='$dkms_ko'
 TESTS='$tests'
 TEST_TIMEOUT='${SVM_GUARD_TEST_TIMEOUT:-300}'
 KVM_AMD_PARAMS='${SVM_GUARD_KVM_AMD_PARAMS:-}'
+COMMAND='${SVM_GUARD_COMMAND:-}'
 EOF
 }
 
@@ -113,8 +115,15 @@ vm_verdict() {
 	done
 	[ -s "$out/splat.txt" ] || rm -f "$out/splat.txt"
 
+	# A run of one command (SVM_GUARD_COMMAND) leaves its output, not TAP;
+	# its exit status is the guest's status.
+	if [ -n "${SVM_GUARD_COMMAND:-}" ]; then
+		if [ ! -s "$out/command.log" ]; then
+			log "vm: the command left no output (log: $out/command.log)"
+			fail=1
+		fi
 	# TAP and the per-path table.
-	if [ -s "$out/tap" ]; then
+	elif [ -s "$out/tap" ]; then
 		cat "$out/tap"
 		"$SVM_GUARD_TOP/scripts/report" "$out/tap" "$tests" || fail=1
 	else
