@@ -10,6 +10,8 @@
 #   make selftests   build the selftests against KDIR (default: the cached test kernel)
 #   make bench       the benchmark: host decisions, the skip step and the cost of being loaded
 #                    in the VM, one table in out/bench-<time>.txt (SHORT=1: few reps)
+#   make stress      the debug kernel (KASAN, KFENCE, lockdep, UBSAN, kmemleak), CYCLES
+#                    load/unload cycles of svm_guard under storms (default 1000)
 #   make bench-host  instructions per call of each pure decision on the host (callgrind)
 #   make series      the in-tree series with a cover letter in out/series/ (git am to Linux 7.3)
 #   make check-series  checkpatch --strict over it; reports must be justified in the cover letter
@@ -22,8 +24,9 @@
 KDIR ?=
 RUNNER ?=
 SHORT ?=
+CYCLES ?= 1000
 
-.PHONY: vm-test test host-test modules kernel selftests bench bench-host setup clean \
+.PHONY: vm-test test host-test modules kernel selftests bench bench-host stress setup clean \
 	series check-series kselftest-install deb-dkms
 
 vm-test:
@@ -49,6 +52,9 @@ bench:
 
 bench-host:
 	scripts/bench-host
+
+stress:
+	scripts/stress $(CYCLES)
 
 series:
 	scripts/series

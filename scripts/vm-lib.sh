@@ -102,7 +102,10 @@ vm_verdict() {
 	fi
 
 	# Any splat in the kernel log fails the run, whatever the tests said.
-	local splat='(WARNING:|BUG:|kernel BUG|Oops|general protection fault|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: task .* blocked|Kernel panic|lockdep)'
+	# Lockdep's reports open with WARNING: or INFO:, not with the word
+	# "lockdep", which a debug kernel prints at boot ("RCU lockdep checking
+	# is enabled."); KFENCE's and KASAN's open with BUG:.
+	local splat='(WARNING:|BUG:|kernel BUG|Oops|general protection fault|KASAN:|KFENCE:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: possible|INFO: task .* blocked|DEBUG_LOCKS_WARN_ON|list_add corruption|list_del corruption|kmemleak: [0-9]+ new suspected|Kernel panic)'
 	for f in "$out/dmesg" "$out/console.log"; do
 		[ -f "$f" ] || continue
 		# Only kernel messages (timestamped), not what tests printed.
