@@ -38,7 +38,7 @@ vm_out() {
 	out=${SVM_GUARD_OUT:-$SVM_GUARD_TOP/out/vm-$(date +%Y%m%d-%H%M%S)}
 	mkdir -p "$out"
 	out=$(cd "$out" && pwd)
-	rm -f "$out"/{tap,status,dmesg,guest.log,console.log,command.log,*.log}
+	rm -f "$out"/{tap,status,dmesg,guest.log,console.log,*.log}
 	ln -sfn "$out" "$SVM_GUARD_TOP/out/latest" 2>/dev/null || true
 	vm_timeout=${SVM_GUARD_VM_TIMEOUT:-1200}
 }
