@@ -390,21 +390,8 @@ static u64 loop(enum op op, u64 iters)
 
 static void set_mode(enum mode m, const char *ko)
 {
-	int r;
-
-	if (baseline)
-		return;
-	if (m == UNLOADED) {
-		if (svm_guard_loaded())
-			TEST_ASSERT(!svm_guard_unload(), "rmmod svm_guard failed");
-		return;
-	}
-	if (!svm_guard_loaded()) {
-		r = svm_guard_load(ko, "");
-		TEST_ASSERT(!r, "insmod %s: %s", ko, strerror(-r));
-	}
-	r = svm_guard_set_mode("svm_skip", mode_names[m]);
-	TEST_ASSERT(!r, "svm_skip mode %s: %s", mode_names[m], strerror(-r));
+	if (!baseline)
+		svm_guard_use_mode(ko, "", "svm_skip", m == UNLOADED ? NULL : mode_names[m]);
 }
 
 /*

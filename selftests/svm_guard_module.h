@@ -111,4 +111,28 @@ static inline int svm_guard_set_mode(const char *path, const char *mode)
 	return r;
 }
 
+/*
+ * Put @path in @mode, loading the module with @params if it is not loaded;
+ * with @mode NULL, unload the module instead.  Fails the test on any error.
+ */
+static inline void svm_guard_use_mode(const char *ko, const char *params,
+				      const char *path, const char *mode)
+{
+	int r;
+
+	if (!mode) {
+		if (svm_guard_loaded()) {
+			r = svm_guard_unload();
+			TEST_ASSERT(!r, "rmmod svm_guard: %s", strerror(-r));
+		}
+		return;
+	}
+	if (!svm_guard_loaded()) {
+		r = svm_guard_load(ko, params);
+		TEST_ASSERT(!r, "insmod %s %s: %s", ko, params, strerror(-r));
+	}
+	r = svm_guard_set_mode(path, mode);
+	TEST_ASSERT(!r, "%s mode %s: %s", path, mode, strerror(-r));
+}
+
 #endif /* SELFTEST_SVM_GUARD_MODULE_H */

@@ -152,22 +152,9 @@ static inline void nmi_delta(struct nmi_snapshot *d, const struct nmi_snapshot *
  */
 static inline void nmi_enter_mode(const char *ko, enum nmi_mode m)
 {
-	int r;
-
 	nmi_mode_now = nmi_mode_names[m];
-	if (m == NMI_MODE_NONE) {
-		if (svm_guard_loaded()) {
-			r = svm_guard_unload();
-			TEST_ASSERT(!r, "rmmod svm_guard: %s", strerror(-r));
-		}
-		return;
-	}
-	if (!svm_guard_loaded()) {
-		r = svm_guard_load(ko, "allow_legacy=1");
-		TEST_ASSERT(!r, "insmod %s allow_legacy=1: %s", ko, strerror(-r));
-	}
-	r = svm_guard_set_mode("nmi", nmi_mode_names[m]);
-	TEST_ASSERT(!r, "nmi mode %s: %s", nmi_mode_names[m], strerror(-r));
+	svm_guard_use_mode(ko, "allow_legacy=1", "nmi",
+			   m == NMI_MODE_NONE ? NULL : nmi_mode_names[m]);
 }
 
 /*
