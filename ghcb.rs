@@ -80,6 +80,11 @@ pub const SVM_VMGEXIT_UNSUPPORTED_EVENT: u64 = 0x8000_ffff;
 pub const SVM_VMGEXIT_SET_AP_JUMP_TABLE: u64 = 0;
 /// `SVM_VMGEXIT_GET_AP_JUMP_TABLE`: AP_JUMP_TABLE sub-code (SW_EXITINFO1) that reads the table.
 pub const SVM_VMGEXIT_GET_AP_JUMP_TABLE: u64 = 1;
+/// `SVM_VMGEXIT_AP_CREATE_ON_INIT`: AP_CREATION request (low half of SW_EXITINFO1) that
+/// creates the AP when it next gets INIT.
+pub const SVM_VMGEXIT_AP_CREATE_ON_INIT: u32 = 0;
+/// `SVM_VMGEXIT_AP_CREATE`: AP_CREATION request that creates the AP now.
+pub const SVM_VMGEXIT_AP_CREATE: u32 = 1;
 /// `SVM_VMGEXIT_AP_DESTROY`: AP_CREATION request (low half of SW_EXITINFO1) that needs no RAX.
 pub const SVM_VMGEXIT_AP_DESTROY: u32 = 2;
 
@@ -115,6 +120,8 @@ pub const GHCB_BIT_XCR0: u8 = 125;
 pub const CPUID_LEAF_XSTATE: u64 = 0xd;
 /// `PAGE_SIZE`.
 pub const PAGE_SIZE: u64 = 0x1000;
+/// `PMD_SIZE`: an AP's VMSA at a GPA aligned to it is refused (an SNP erratum).
+pub const PMD_SIZE: u64 = 0x20_0000;
 /// `offsetof(struct ghcb, shared_buffer)`: start of the GHCB shared buffer.
 pub const GHCB_SHARED_BUFFER_START: u64 = 0x800;
 /// `offsetof(struct ghcb, reserved_0xff0)`: end (exclusive) of the GHCB shared buffer.
@@ -223,12 +230,18 @@ pub struct GhcbRequest {
     /// Bytes of guest memory from `sw_scratch` on, for a scratch area outside the GHCB page
     /// under GHCB protocol version 1; 0 otherwise.
     pub scratch_mapped: u64,
+    /// The VM's SEV features (`sev->vmsa_features`), which an AP's must equal; AP creation only.
+    pub vmsa_features: u64,
+    /// The vCPU's reserved GPA bits (`vcpu->arch.reserved_gpa_bits`); AP creation only.
+    pub reserved_gpa_bits: u64,
     /// GHCB usage, from the live page.
     pub usage: u32,
     /// The VM's negotiated GHCB protocol version (`sev->ghcb_version`).
     pub ghcb_version: u16,
     /// Whether the guest is an SEV-SNP guest.
     pub snp: bool,
+    /// AP creation only: whether a vCPU has the APIC ID in the high half of SW_EXITINFO1.
+    pub ap_target: bool,
 }
 
 impl GhcbRequest {
@@ -279,11 +292,21 @@ pub enum Rule {
     UnknownExitCode = 16,
     /// A non-SNP guest sent an SNP-only MSR-protocol request.
     MsrSnpOnly = 17,
+    /// AP creation for an APIC ID that no vCPU has.
+    ApCreationTarget = 18,
+    /// An AP creation request other than create on INIT (0), create (1) and destroy (2).
+    ApCreationRequest = 19,
+    /// AP creation with SEV features (RAX) other than the VM's.
+    ApCreationFeatures = 20,
+    /// AP creation with a VMSA GPA that is not page aligned or sets a reserved GPA bit.
+    ApCreationVmsaAddress = 21,
+    /// AP creation with a VMSA GPA aligned to 2M.
+    ApCreationVmsaHugeAligned = 22,
 }
 
 impl Rule {
     /// Every rule, in the order of its value.
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 22] = [
         Rule::NotRegistered,
         Rule::InvalidUsage,
         Rule::SnpOnlyExitCode,
@@ -301,6 +324,11 @@ impl Rule {
         Rule::GuestRequestPages,
         Rule::UnknownExitCode,
         Rule::MsrSnpOnly,
+        Rule::ApCreationTarget,
+        Rule::ApCreationRequest,
+        Rule::ApCreationFeatures,
+        Rule::ApCreationVmsaAddress,
+        Rule::ApCreationVmsaHugeAligned,
     ];
 
     /// Returns the rule with value `raw`, if there is one.
@@ -323,6 +351,11 @@ impl Rule {
             15 => Rule::GuestRequestPages,
             16 => Rule::UnknownExitCode,
             17 => Rule::MsrSnpOnly,
+            18 => Rule::ApCreationTarget,
+            19 => Rule::ApCreationRequest,
+            20 => Rule::ApCreationFeatures,
+            21 => Rule::ApCreationVmsaAddress,
+            22 => Rule::ApCreationVmsaHugeAligned,
             _ => return None,
         })
     }
@@ -347,7 +380,12 @@ impl Rule {
             | Rule::StringIoOverflow
             | Rule::MmioLength
             | Rule::ApJumpTableSubcode
-            | Rule::GuestRequestPages => MalformedReason::InvalidInput,
+            | Rule::GuestRequestPages
+            | Rule::ApCreationTarget
+            | Rule::ApCreationRequest
+            | Rule::ApCreationFeatures
+            | Rule::ApCreationVmsaAddress
+            | Rule::ApCreationVmsaHugeAligned => MalformedReason::InvalidInput,
             Rule::SnpOnlyExitCode | Rule::UnknownExitCode | Rule::MsrSnpOnly => {
                 MalformedReason::InvalidEvent
             }
@@ -378,6 +416,11 @@ impl Rule {
             | Rule::ScratchTooLarge
             | Rule::ScratchOutsideMemory => "sev.c setup_vmgexit_scratch()",
             Rule::MsrSnpOnly => "sev.c sev_handle_vmgexit_msr_protocol()",
+            Rule::ApCreationTarget
+            | Rule::ApCreationRequest
+            | Rule::ApCreationFeatures
+            | Rule::ApCreationVmsaAddress
+            | Rule::ApCreationVmsaHugeAligned => "sev.c sev_snp_ap_creation()",
             Rule::NotRegistered
             | Rule::InvalidUsage
             | Rule::MmioLength
@@ -510,14 +553,13 @@ fn check_handler(req: &GhcbRequest) -> Result<(), Rule> {
                 check_scratch(req, len)
             }
         }
-        // Termination, an unsupported #VC and AP creation are the guest's own choice or depend
-        // on the SNP state, not on the request's form.
+        // Termination and an unsupported #VC are the guest's own choice.
         SVM_VMGEXIT_NMI_COMPLETE
         | SVM_VMGEXIT_AP_HLT_LOOP
         | SVM_VMGEXIT_HV_FEATURES
         | SVM_VMGEXIT_TERM_REQUEST
-        | SVM_VMGEXIT_UNSUPPORTED_EVENT
-        | SVM_VMGEXIT_AP_CREATION => Ok(()),
+        | SVM_VMGEXIT_UNSUPPORTED_EVENT => Ok(()),
+        SVM_VMGEXIT_AP_CREATION => check_ap_creation(req),
         SVM_VMGEXIT_AP_JUMP_TABLE => match req.exit_info_1 {
             SVM_VMGEXIT_SET_AP_JUMP_TABLE | SVM_VMGEXIT_GET_AP_JUMP_TABLE => Ok(()),
             _ => Err(Rule::ApJumpTableSubcode),
@@ -555,6 +597,31 @@ fn check_ioio(req: &GhcbRequest) -> Result<(), Rule> {
         return Ok(());
     }
     check_scratch(req, bytes)
+}
+
+/// The checks of `sev_snp_ap_creation()`, in its order; each answers INVALID_INPUT.
+fn check_ap_creation(req: &GhcbRequest) -> Result<(), Rule> {
+    if !req.ap_target {
+        return Err(Rule::ApCreationTarget);
+    }
+    // CAST: `lower_32_bits()`, as 7.3.4 takes the request.
+    match req.exit_info_1 as u32 {
+        SVM_VMGEXIT_AP_CREATE_ON_INIT | SVM_VMGEXIT_AP_CREATE => {
+            let vmsa = req.exit_info_2;
+            if req.rax != req.vmsa_features {
+                Err(Rule::ApCreationFeatures)
+            } else if vmsa & (PAGE_SIZE - 1) != 0 || vmsa & req.reserved_gpa_bits != 0 {
+                // page_address_valid().
+                Err(Rule::ApCreationVmsaAddress)
+            } else if vmsa & (PMD_SIZE - 1) == 0 {
+                Err(Rule::ApCreationVmsaHugeAligned)
+            } else {
+                Ok(())
+            }
+        }
+        SVM_VMGEXIT_AP_DESTROY => Ok(()),
+        _ => Err(Rule::ApCreationRequest),
+    }
 }
 
 /// `setup_vmgexit_scratch()` for a scratch area of `len` (> 0) bytes.
@@ -654,7 +721,7 @@ mod tests {
             assert_eq!(Rule::from_raw(raw), Some(rule));
         }
         assert_eq!(Rule::from_raw(0), None);
-        assert_eq!(Rule::from_raw(18), None);
+        assert_eq!(Rule::from_raw(23), None);
         for (beyond, raw) in BeyondUpstream::ALL.into_iter().zip(1..) {
             assert_eq!(beyond as u8, raw);
         }

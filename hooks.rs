@@ -207,9 +207,12 @@ fn ghcb_request(ctx: &bindings::kvm_svm_policy_ghcb) -> GhcbRequest {
         ghcb_gpa: ctx.ghcb_gpa,
         registered_gpa: ctx.registered_gpa,
         scratch_mapped: ctx.scratch_mapped,
+        vmsa_features: ctx.vmsa_features,
+        reserved_gpa_bits: ctx.reserved_gpa_bits,
         usage: ctx.usage,
         ghcb_version: ctx.ghcb_version,
         snp: ctx.snp != 0,
+        ap_target: ctx.ap_target != 0,
     }
 }
 
@@ -519,6 +522,24 @@ mod tests {
             t.registered_gpa = GHCB_GPA;
             push(t, Rule::GuestRequestPages)?;
         }
+        // SNP AP creation (the synthetic VM's SEV features are SNP_ACTIVE, bit 0, its only
+        // vCPU has APIC ID 0 and MAXPHYADDR 48): no vCPU with the APIC ID, an unknown
+        // request, other SEV features, a VMSA GPA unaligned or beyond MAXPHYADDR, a VMSA
+        // GPA aligned to 2M.
+        for (info1, rax, vmsa, rule) in [
+            ((5u64 << 32) | 1, 1u64, 0x5000u64, Rule::ApCreationTarget),
+            (3, 1, 0x5000, Rule::ApCreationRequest),
+            (1, 3, 0x5000, Rule::ApCreationFeatures),
+            (0, 1, 0x5008, Rule::ApCreationVmsaAddress),
+            (1, 1, 1 << 50, Rule::ApCreationVmsaAddress),
+            (1, 1, 0x20_0000, Rule::ApCreationVmsaHugeAligned),
+        ] {
+            let mut t = req(0x8000_0013, info1, vmsa, &[GHCB_BIT_RAX]);
+            t.rax = rax;
+            t.snp = 1;
+            t.registered_gpa = GHCB_GPA;
+            push(t, rule)?;
+        }
         // Exit codes no handler knows, including the full 64 bits.
         for code in [0x0, 0x64, 0x8000_abcd, 0x1_0000_0072, u64::MAX] {
             push(req(code, 0, 0, &[]), Rule::UnknownExitCode)?;
@@ -556,6 +577,20 @@ mod tests {
             );
         }
         ok
+    }
+
+    #[test]
+    fn every_ghcb_page_rule_has_malformed_requests() -> Result {
+        let cases = malformed()?;
+        for rule in Rule::ALL {
+            let sent = cases.iter().filter(|case| case.rule == rule).count();
+            // An MSR-protocol rule has no GHCB page; its requests are sent below.
+            if rule != Rule::MsrSnpOnly && sent == 0 {
+                pr_err!("no malformed request for rule {:?}\n", rule);
+            }
+            assert!(rule == Rule::MsrSnpOnly || sent > 0);
+        }
+        Ok(())
     }
 
     #[test]

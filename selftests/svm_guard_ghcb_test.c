@@ -269,6 +269,11 @@ static const struct ghcb_row rows[] = {
 		.req = { .exit_code = SVM_VMGEXIT_AP_JUMP_TABLE, .info1 = 2 },
 		.reason = GHCB_ERR_INVALID_INPUT,
 	}, {
+		.name = "invalid_input: AP creation, request 7 for APIC ID 0 (SNP)",
+		.vm = VM_SNP,
+		.req = { .exit_code = SVM_VMGEXIT_AP_CREATION, .info1 = 7, .fields = REQ_RAX },
+		.reason = GHCB_ERR_INVALID_INPUT,
+	}, {
 		.name = "invalid_event: exit code 0x8000abcd",
 		.req = { .exit_code = 0x8000abcd },
 		.reason = GHCB_ERR_INVALID_EVENT,

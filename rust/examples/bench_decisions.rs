@@ -224,9 +224,12 @@ const fn request(exit_code: u64, more: &[u8; 4]) -> GhcbRequest {
         ghcb_gpa: GHCB_GPA,
         registered_gpa: GHCB_GPA,
         scratch_mapped: 0,
+        vmsa_features: 0,
+        reserved_gpa_bits: 0,
         usage: 0,
         ghcb_version: 2,
         snp: true,
+        ap_target: false,
     }
 }
 

@@ -124,6 +124,16 @@ const BUFFER_END: u64 = GHCB + 0xff0;
 const OUTSIDE: u64 = 0x10_0000;
 /// GHCB_SCRATCH_AREA_LIMIT.
 const SCRATCH_LIMIT: u64 = 16 * PAGE;
+/// An AP's VMSA: page aligned, not 2M aligned, below MAXPHYADDR.
+const VMSA: u64 = 0x5000;
+/// `reserved_gpa_bits` of a vCPU with MAXPHYADDR 52.
+const RESERVED_GPA: u64 = 0xfff0_0000_0000_0000;
+/// The VM's SEV features (`sev->vmsa_features`), SNP active.
+const VMSA_FEATURES: u64 = 1;
+// AP_CREATION requests (low half of SW_EXITINFO1).
+const AP_CREATE_ON_INIT: u64 = 0;
+const AP_CREATE: u64 = 1;
+const AP_DESTROY: u64 = 2;
 
 fn bitmap(bits: &[u8]) -> [u64; 2] {
     let mut map = [0; 2];
@@ -143,21 +153,26 @@ fn has(map: [u64; 2], bit: u8) -> bool {
 }
 
 /// A request for `exit_code` from an SNP guest at its registered GHCB under GHCB version 2,
-/// every field valid and the scratch area at the start of the shared buffer.
+/// every field valid and the scratch area at the start of the shared buffer; for AP_CREATION,
+/// create on INIT of an AP that exists, with the VM's SEV features and a valid VMSA.
 fn request(exit_code: u64) -> GhcbRequest {
+    let ap = exit_code == AP_CREATION;
     GhcbRequest {
         exit_code,
-        exit_info_1: 0,
-        exit_info_2: 0,
+        exit_info_1: if ap { AP_CREATE_ON_INIT } else { 0 },
+        exit_info_2: if ap { VMSA } else { 0 },
         valid_bitmap: [u64::MAX; 2],
-        rax: 0,
+        rax: if ap { VMSA_FEATURES } else { 0 },
         sw_scratch: BUFFER,
         ghcb_gpa: GHCB,
         registered_gpa: GHCB,
         scratch_mapped: 0,
+        vmsa_features: VMSA_FEATURES,
+        reserved_gpa_bits: RESERVED_GPA,
         usage: 0,
         ghcb_version: 2,
         snp: true,
+        ap_target: true,
     }
 }
 
@@ -219,6 +234,7 @@ const FIELDS_FN: &str = "sev.c sev_es_are_required_ghcb_fields_valid()";
 const STRING_IO_FN: &str = "sev.c sev_es_string_io()";
 const SCRATCH_FN: &str = "sev.c setup_vmgexit_scratch()";
 const MSR_FN: &str = "sev.c sev_handle_vmgexit_msr_protocol()";
+const AP_CREATION_FN: &str = "sev.c sev_snp_ap_creation()";
 
 /// One row per rule, in the order of the rules' values.
 fn rows() -> Vec<Row> {
@@ -361,6 +377,41 @@ fn rows() -> Vec<Row> {
             // GHCB_MSR_REG_GPA_REQ for GFN 0x1234.
             Msr((0x1234 << 12) | 0x012, false),
         ),
+        row(
+            Rule::ApCreationTarget,
+            AP_CREATION_FN,
+            5,
+            None,
+            Ghcb(with(request(AP_CREATION), |r| r.ap_target = false)),
+        ),
+        row(
+            Rule::ApCreationRequest,
+            AP_CREATION_FN,
+            5,
+            None,
+            Ghcb(with(request(AP_CREATION), |r| r.exit_info_1 = 3)),
+        ),
+        row(
+            Rule::ApCreationFeatures,
+            AP_CREATION_FN,
+            5,
+            None,
+            Ghcb(with(request(AP_CREATION), |r| r.rax = VMSA_FEATURES | 4)),
+        ),
+        row(
+            Rule::ApCreationVmsaAddress,
+            AP_CREATION_FN,
+            5,
+            None,
+            Ghcb(with(request(AP_CREATION), |r| r.exit_info_2 = VMSA + 8)),
+        ),
+        row(
+            Rule::ApCreationVmsaHugeAligned,
+            AP_CREATION_FN,
+            5,
+            None,
+            Ghcb(with(request(AP_CREATION), |r| r.exit_info_2 = 0x4000_0000)),
+        ),
     ]
 }
 
@@ -398,7 +449,7 @@ fn one_row_per_rule_naming_its_upstream_check() {
         assert_eq!(rule.beyond_upstream(), row.beyond, "{rule:?}");
     }
     assert_eq!(Rule::from_raw(0), None);
-    assert_eq!(Rule::from_raw(18), None);
+    assert_eq!(Rule::from_raw(23), None);
     for (beyond, raw) in BeyondUpstream::ALL.into_iter().zip(1u8..) {
         assert_eq!(beyond as u8, raw);
     }
@@ -572,9 +623,27 @@ fn accepted() -> Vec<(&'static str, GhcbRequest)> {
         ("PSC, v1 outside", v1_outside(request(PSC))),
         ("GUEST_REQUEST", guest_request(GUEST_REQUEST)),
         ("EXT_GUEST_REQUEST", guest_request(EXT_GUEST_REQUEST)),
+        ("AP_CREATE_ON_INIT", request(AP_CREATION)),
         (
-            "AP_CREATION",
-            with(request(AP_CREATION), |r| r.exit_info_1 = 1),
+            "AP_CREATE, APIC ID 5",
+            with(request(AP_CREATION), |r| {
+                r.exit_info_1 = (5 << 32) | AP_CREATE
+            }),
+        ),
+        (
+            "AP_CREATE, VMSA at the top of the GPA space",
+            with(request(AP_CREATION), |r| {
+                r.exit_info_1 = AP_CREATE;
+                r.exit_info_2 = !RESERVED_GPA & !(PAGE - 1);
+            }),
+        ),
+        (
+            "AP_DESTROY, RAX not valid",
+            synced(with(request(AP_CREATION), |r| {
+                r.exit_info_1 = AP_DESTROY;
+                r.exit_info_2 = 0;
+                r.valid_bitmap = without(r.valid_bitmap, RAX);
+            })),
         ),
         ("HV_FEATURES", request(HV_FEATURES)),
         (
@@ -752,6 +821,91 @@ fn scratch_area_in_the_ghcb_stays_in_the_shared_buffer() {
 }
 
 #[test]
+fn ap_creation_checks_in_the_order_of_sev_snp_ap_creation() {
+    let ap = |edit: fn(&mut GhcbRequest)| validate(&with(request(AP_CREATION), edit));
+    let malformed = GhcbVerdict::Malformed;
+    // The target comes first: every other check fails too.
+    assert_eq!(
+        ap(|r| {
+            r.ap_target = false;
+            r.exit_info_1 = 7;
+        }),
+        malformed(Rule::ApCreationTarget)
+    );
+    assert_eq!(
+        ap(|r| {
+            r.ap_target = false;
+            r.exit_info_1 = AP_DESTROY;
+        }),
+        malformed(Rule::ApCreationTarget)
+    );
+    // The request is the low half of SW_EXITINFO1; the APIC ID (high half) does not matter.
+    for request in [3, 0xffff_ffff, (1 << 32) | 3] {
+        let req = with(request_ap(request), |r| r.rax = 0);
+        assert_eq!(
+            validate(&req),
+            malformed(Rule::ApCreationRequest),
+            "{request:#x}"
+        );
+    }
+    for create in [AP_CREATE_ON_INIT, AP_CREATE] {
+        let base = request_ap((9 << 32) | create);
+        let check = |edit: &dyn Fn(&mut GhcbRequest)| validate(&with(base, edit));
+        assert_eq!(check(&|_| {}), GhcbVerdict::Accept);
+        // Features first, then the VMSA's address, then its 2M alignment.
+        assert_eq!(
+            check(&|r| {
+                r.rax = 0;
+                r.exit_info_2 = 0;
+            }),
+            malformed(Rule::ApCreationFeatures)
+        );
+        assert_eq!(
+            check(&|r| r.rax = VMSA_FEATURES << 32),
+            malformed(Rule::ApCreationFeatures)
+        );
+        for vmsa in [VMSA | 1, VMSA | 0x800, 1 << 52, VMSA | (1 << 63)] {
+            assert_eq!(
+                check(&|r| r.exit_info_2 = vmsa),
+                malformed(Rule::ApCreationVmsaAddress),
+                "{vmsa:#x}"
+            );
+        }
+        for vmsa in [0, 0x20_0000, 0x4000_0000, 0x000f_ffff_ffe0_0000] {
+            assert_eq!(
+                check(&|r| r.exit_info_2 = vmsa),
+                malformed(Rule::ApCreationVmsaHugeAligned),
+                "{vmsa:#x}"
+            );
+        }
+        for vmsa in [0x1000, 0x1f_f000, 0x20_1000, 0x000f_ffff_ffff_f000] {
+            assert_eq!(
+                check(&|r| r.exit_info_2 = vmsa),
+                GhcbVerdict::Accept,
+                "{vmsa:#x}"
+            );
+        }
+    }
+    // Destroy takes neither features nor a VMSA.
+    let destroy = with(request_ap(AP_DESTROY), |r| {
+        r.rax = 0;
+        r.exit_info_2 = 1;
+    });
+    assert_eq!(validate(&destroy), GhcbVerdict::Accept);
+    // Not an SNP guest: the SNP-only exit code comes before any AP check.
+    let non_snp = with(request_ap(7), |r| {
+        r.snp = false;
+        r.ap_target = false;
+    });
+    assert_eq!(validate(&non_snp), malformed(Rule::SnpOnlyExitCode));
+}
+
+/// An AP_CREATION request with SW_EXITINFO1 `info1`, otherwise as [`request()`] builds it.
+fn request_ap(info1: u64) -> GhcbRequest {
+    with(request(AP_CREATION), |r| r.exit_info_1 = info1)
+}
+
+#[test]
 fn snp_only_msr_protocol_requests() {
     for info in 0..0x1000u64 {
         for high in [0, 0x1234 << 12, u64::MAX << 12] {
@@ -855,8 +1009,11 @@ fn random_request(rng: &mut Rng) -> GhcbRequest {
         registered_gpa: if rng.chance(16) { 0 } else { GHCB },
         scratch_mapped: rng.pick(&[0, 4, 8, SCRATCH_LIMIT, u64::MAX]),
         usage: u32::from(rng.chance(16)),
+        vmsa_features: VMSA_FEATURES,
+        reserved_gpa_bits: RESERVED_GPA,
         ghcb_version: if rng.chance(2) { 1 } else { 2 },
         snp,
+        ap_target: !rng.chance(8),
     }
 }
 

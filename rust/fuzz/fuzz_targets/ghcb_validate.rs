@@ -3,12 +3,14 @@
 //! Fuzzes `ghcb::validate()` and `validate_msr()` on arbitrary bytes, checking their invariants.
 //!
 //! Input layout (little endian; missing bytes read as 0): ten u64 words, then the usage (u32),
-//! the GHCB version (u16) and a control byte, then the GHCB MSR value (u64): 95 bytes. The words
-//! are exit code, SW_EXITINFO1, SW_EXITINFO2, the two valid-bitmap words, RAX, SW_SCRATCH, GHCB
-//! GPA, registered GPA and the mapped scratch bytes. Control bits steer the fuzzer toward the
-//! deep checks: bit 0 SNP, bit 1 registered GPA = GHCB GPA, bit 2 GHCB GPA page aligned, bit 3
+//! the GHCB version (u16) and a control byte, then the GHCB MSR value (u64), the VM's SEV
+//! features (u64) and the reserved GPA bits (u64): 111 bytes. The words are exit code,
+//! SW_EXITINFO1, SW_EXITINFO2, the two valid-bitmap words, RAX, SW_SCRATCH, GHCB GPA,
+//! registered GPA and the mapped scratch bytes. Control bits steer the fuzzer toward the deep
+//! checks: bit 0 SNP, bit 1 registered GPA = GHCB GPA, bit 2 GHCB GPA page aligned, bit 3
 //! SW_SCRATCH in the GHCB page (its low 12 bits kept), bit 4 the exit code taken from the list
-//! of handled ones (low byte as index), bit 5 the three always-required fields valid.
+//! of handled ones (low byte as index), bit 5 the three always-required fields valid, bit 6 the
+//! AP creation's target vCPU exists, bit 7 RAX equal to the SEV features.
 
 #![no_main]
 
@@ -87,10 +89,16 @@ fuzz_target!(|data: &[u8]| {
         registered_gpa: word(data, 8),
         scratch_mapped: word(data, 9),
         usage: u32::from_le_bytes(field(data, 80)),
+        vmsa_features: u64::from_le_bytes(field(data, 95)),
+        reserved_gpa_bits: u64::from_le_bytes(field(data, 103)),
         ghcb_version: u16::from_le_bytes(field(data, 84)),
         snp: control & 1 != 0,
+        ap_target: control & 64 != 0,
     };
     let msr = u64::from_le_bytes(field(data, 87));
+    if control & 128 != 0 {
+        req.rax = req.vmsa_features;
+    }
     if control & 2 != 0 {
         req.registered_gpa = req.ghcb_gpa;
     }
@@ -146,6 +154,9 @@ fuzz_target!(|data: &[u8]| {
         }
         if rule == Rule::UnknownExitCode {
             assert!(!HANDLED.contains(&req.exit_code));
+        }
+        if rule.upstream_source() == "sev.c sev_snp_ap_creation()" {
+            assert!(req.snp && req.exit_code == SVM_VMGEXIT_AP_CREATION, "{rule:?}");
         }
         // The memory behind the scratch area is the last check.
         if rule == Rule::ScratchOutsideMemory {
