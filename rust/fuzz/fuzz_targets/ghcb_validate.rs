@@ -155,8 +155,18 @@ fuzz_target!(|data: &[u8]| {
         if rule == Rule::UnknownExitCode {
             assert!(!HANDLED.contains(&req.exit_code));
         }
-        if rule.upstream_source() == "sev.c sev_snp_ap_creation()" {
-            assert!(req.snp && req.exit_code == SVM_VMGEXIT_AP_CREATION, "{rule:?}");
+        if matches!(
+            rule,
+            Rule::ApCreationTarget
+                | Rule::ApCreationRequest
+                | Rule::ApCreationFeatures
+                | Rule::ApCreationVmsaAddress
+                | Rule::ApCreationVmsaHugeAligned
+        ) {
+            assert!(
+                req.snp && req.exit_code == SVM_VMGEXIT_AP_CREATION,
+                "{rule:?}"
+            );
         }
         // The memory behind the scratch area is the last check.
         if rule == Rule::ScratchOutsideMemory {
