@@ -8,13 +8,13 @@
 //! itself, also for an NMI KVM injects directly, so intercepting IRET only costs exits.
 //!
 //! kvm-amd asks at two sites: when it injects an NMI of its own (`svm_inject_nmi()`), and when
-//! NMIs become masked or unmasked (`svm_set_nmi_mask()`: `KVM_SET_VCPU_EVENTS`, an emulated
-//! IRET, nested transitions). The rule is the same at both: hardware tracks the blocking exactly
-//! when vNMI is enabled in the VMCB that runs. That is never the case in guest mode: vNMI
-//! applies to L1's VMCB only (an L1 that enables vNMI for L2 has its NMIs for L2 tracked by the
-//! hardware through L1's own VMCB12, not by this decision). SEV-ES does not change the rule:
-//! without vNMI KVM tracks the blocking, and since it cannot intercept an SEV-ES guest's IRET,
-//! the guest's NMI_COMPLETE request opens the window instead.
+//! NMIs become masked or unmasked (`svm_set_nmi_mask()`: `KVM_SET_VCPU_EVENTS`, SMM entry and
+//! RSM, an IRET the emulator runs in real mode). The rule is the same at both: hardware tracks
+//! the blocking exactly when vNMI is enabled in the VMCB that runs. That is never the case in
+//! guest mode: vNMI applies to L1's VMCB only (an L1 that enables vNMI for L2 has its NMIs for
+//! L2 tracked by the hardware through L1's own VMCB12, not by this decision). SEV-ES does not
+//! change the rule: without vNMI KVM tracks the blocking, and since it cannot intercept an
+//! SEV-ES guest's IRET, the guest's NMI_COMPLETE request opens the window instead.
 //!
 //! This file uses only `core`: it is built into the module and into the host test crate.
 
