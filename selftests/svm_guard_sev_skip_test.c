@@ -16,10 +16,14 @@
  * Runs without svm_guard and with it: sev_skip in guard (and svm_skip in
  * legacy, so the skip reaches the emulator and the sev_skip decision), all
  * paths in upstream, and sev_skip in legacy, where the test must see the
- * #UD that shows it detects the bug.
+ * #UD that shows it detects the bug.  Each mode reports what kvm-amd's vCPU
+ * stats and the module's debugfs counters saw, and asserts the verdict it
+ * expects there: guard fails the skip, upstream hands the decision back to
+ * kvm-amd, legacy queues #UD.
  *
  * Needs SEV hardware; skips elsewhere.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,6 +83,53 @@ struct counts {
 	bool aborted;
 };
 
+/* kvm-amd's vCPU stats and svm_guard's sev_skip counters for one mode. */
+struct verdicts {
+	u64 stat_fail, stat_ud;
+	u64 upstream, fail, queue_ud;
+};
+
+static u64 sev_skip_counter(const char *counter)
+{
+	const char *file = "/sys/kernel/debug/svm_guard/sev_skip/counters";
+	unsigned long long value;
+	char name[64];
+	u64 found = 0;
+	FILE *f;
+
+	f = fopen(file, "r");
+	TEST_ASSERT(f, "open %s: %s", file, strerror(errno));
+	while (fscanf(f, "%63s %llu", name, &value) == 2) {
+		if (!strcmp(name, counter))
+			found = value;
+	}
+	fclose(f);
+	return found;
+}
+
+static struct verdicts read_verdicts(struct kvm_vcpu *vcpu)
+{
+	return (struct verdicts){
+		.stat_fail = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_fail),
+		.stat_ud = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_queue_ud),
+		.upstream = sev_skip_counter("upstream"),
+		.fail = sev_skip_counter("fail"),
+		.queue_ud = sev_skip_counter("queue_ud"),
+	};
+}
+
+/* What changed between @a and @b, for the TAP line. */
+static const char *verdicts_str(const struct verdicts *a, const struct verdicts *b)
+{
+	static char buf[160];
+
+	snprintf(buf, sizeof(buf),
+		 "stats fail +%lu queue_ud +%lu; debugfs upstream +%lu fail +%lu queue_ud +%lu",
+		 b->stat_fail - a->stat_fail, b->stat_ud - a->stat_ud,
+		 b->upstream - a->upstream, b->fail - a->fail, b->queue_ud - a->queue_ud);
+	return buf;
+}
+
 /*
  * Run the guest to its next sync.  A guest assertion fails the test, unless
  * @abort_ok: then it is reported in the result (an exception the guest has
@@ -133,7 +184,7 @@ int main(int argc, char *argv[])
 	ksft_set_plan(NR_MODES);
 
 	for (m = 0; m < NR_MODES; m++) {
-		u64 drops = 0, queued_ud = 0;
+		struct verdicts v0 = {}, v1 = {};
 
 		switch (m) {
 		case 0:
@@ -154,10 +205,8 @@ int main(int argc, char *argv[])
 		}
 
 		before = after;
-		if (m > 0) {
-			drops = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_fail);
-			queued_ud = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_queue_ud);
-		}
+		if (m > 0)
+			v0 = read_verdicts(vcpu);
 		if (m == 3) {
 			/*
 			 * The proof that the checks catch the bug: kvm-amd queues
@@ -166,17 +215,19 @@ int main(int argc, char *argv[])
 			 * it has no handler for).
 			 */
 			after = run_round(vcpu, true);
-			u64 uds = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_queue_ud);
+			v1 = read_verdicts(vcpu);
 
-			TEST_ASSERT(uds > queued_ud, "%s: kvm-amd counted no #UD verdict",
-				    names[m]);
+			TEST_ASSERT(v1.stat_ud > v0.stat_ud && v1.queue_ud > v0.queue_ud,
+				    "%s: no #UD verdict counted (%s)", names[m],
+				    verdicts_str(&v0, &v1));
 			TEST_ASSERT(after.aborted || after.ud > before.ud ||
 				    after.bad_rip > before.bad_rip || after.bp - before.bp != 1,
 				    "%s: the guest saw nothing wrong; the test cannot see the bug",
 				    names[m]);
-			ksft_test_result_pass("%s: wrong outcome detected (%s)\n", names[m],
+			ksft_test_result_pass("%s: wrong outcome detected (%s); %s\n", names[m],
 					      after.aborted ? "unhandled guest exception" :
-					      after.ud > before.ud ? "#UD" : "#BP, wrong RIP");
+					      after.ud > before.ud ? "#UD" : "#BP, wrong RIP",
+					      verdicts_str(&v0, &v1));
 			break;
 		}
 
@@ -189,11 +240,24 @@ int main(int argc, char *argv[])
 			    after.bad_rip - before.bad_rip);
 		TEST_ASSERT(after.ud == before.ud, "%s: the guest got %lu #UDs",
 			    names[m], after.ud - before.ud);
+		if (m == 0) {
+			ksft_test_result_pass("%s: %d INT3s, no #UD\n", names[m], ROUNDS);
+			continue;
+		}
+		v1 = read_verdicts(vcpu);
+		TEST_ASSERT(v1.stat_ud == v0.stat_ud && v1.queue_ud == v0.queue_ud,
+			    "%s: a #UD verdict was counted (%s)", names[m],
+			    verdicts_str(&v0, &v1));
 		if (m == 1)
-			TEST_ASSERT(vcpu_get_stat(vcpu, svm_policy_sev_no_insn_fail) > drops,
-				    "%s: kvm-amd counted no failed skip: the delivery did not fault",
-				    names[m]);
-		ksft_test_result_pass("%s: %d INT3s, no #UD\n", names[m], ROUNDS);
+			TEST_ASSERT(v1.stat_fail > v0.stat_fail && v1.fail > v0.fail,
+				    "%s: no failed skip counted, the delivery did not fault (%s)",
+				    names[m], verdicts_str(&v0, &v1));
+		else
+			TEST_ASSERT(v1.upstream > v0.upstream && v1.stat_fail == v0.stat_fail,
+				    "%s: the decision was not handed back to kvm-amd (%s)",
+				    names[m], verdicts_str(&v0, &v1));
+		ksft_test_result_pass("%s: %d INT3s, no #UD; %s\n", names[m], ROUNDS,
+				      verdicts_str(&v0, &v1));
 	}
 
 	kvm_vm_free(vm);
