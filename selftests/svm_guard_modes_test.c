@@ -71,24 +71,6 @@ static void assert_mode(const char *path, const char *want)
 		    path, mode, want);
 }
 
-static u64 module_counter(const char *path, const char *counter)
-{
-	unsigned long long value;
-	char file[128], name[64];
-	u64 found = 0;
-	FILE *f;
-
-	snprintf(file, sizeof(file), "/sys/kernel/debug/svm_guard/%s/counters", path);
-	f = fopen(file, "r");
-	TEST_ASSERT(f, "open %s: %s", file, strerror(errno));
-	while (fscanf(f, "%63s %llu", name, &value) == 2) {
-		if (!strcmp(name, counter))
-			found = value;
-	}
-	fclose(f);
-	return found;
-}
-
 static void guest_nmi_handler(struct ex_regs *regs)
 {
 }
@@ -168,14 +150,14 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(!svm_guard_set_mode("nmi", "upstream"), "upstream refused");
 	stats = vcpu_get_stat(vcpu, svm_policy_nmi_inject_only) +
 		vcpu_get_stat(vcpu, svm_policy_nmi_intercept_iret);
-	upstream = module_counter("nmi", "upstream");
+	upstream = svm_guard_counter("nmi", "upstream");
 	run_nmi_rounds(vcpu);
 	TEST_ASSERT(vcpu_get_stat(vcpu, svm_policy_nmi_inject_only) +
 		    vcpu_get_stat(vcpu, svm_policy_nmi_intercept_iret) == stats,
 		    "kvm-amd counted policy verdicts in upstream mode");
-	TEST_ASSERT(module_counter("nmi", "upstream") - upstream >= NR_ROUNDS,
+	TEST_ASSERT(svm_guard_counter("nmi", "upstream") - upstream >= NR_ROUNDS,
 		    "the module's upstream counter moved by %lu for %d NMIs",
-		    module_counter("nmi", "upstream") - upstream, NR_ROUNDS);
+		    svm_guard_counter("nmi", "upstream") - upstream, NR_ROUNDS);
 	kvm_vm_free(vm);
 	ksft_test_result_pass("upstream mode: kvm-amd decided %d NMIs alone\n",
 			      NR_ROUNDS);

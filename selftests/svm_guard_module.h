@@ -2,7 +2,7 @@
 /*
  * Helpers the svm_guard selftests share: loading and unloading the module
  * (named by $SVM_GUARD_KO, which the VM runner exports), setting a path's
- * mode, and running the guest to its next GUEST_SYNC.
+ * mode, reading its counters, and running the guest to its next GUEST_SYNC.
  */
 #ifndef SELFTEST_SVM_GUARD_MODULE_H
 #define SELFTEST_SVM_GUARD_MODULE_H
@@ -109,6 +109,28 @@ static inline int svm_guard_set_mode(const char *path, const char *mode)
 	r = n < 0 ? -errno : 0;
 	close(fd);
 	return r;
+}
+
+/*
+ * The value of @counter in /sys/kernel/debug/svm_guard/@path/counters (one
+ * "name value" line per counter); 0 if the file has no such line.
+ */
+static inline u64 svm_guard_counter(const char *path, const char *counter)
+{
+	unsigned long long value;
+	char file[128], name[64];
+	u64 found = 0;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "/sys/kernel/debug/svm_guard/%s/counters", path);
+	f = fopen(file, "r");
+	TEST_ASSERT(f, "open %s: %s", file, strerror(errno));
+	while (fscanf(f, "%63s %llu", name, &value) == 2) {
+		if (!strcmp(name, counter))
+			found = value;
+	}
+	fclose(f);
+	return found;
 }
 
 /*

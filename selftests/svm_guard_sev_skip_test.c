@@ -23,7 +23,6 @@
  *
  * Needs SEV hardware; skips elsewhere.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -89,32 +88,14 @@ struct verdicts {
 	u64 upstream, fail, queue_ud;
 };
 
-static u64 sev_skip_counter(const char *counter)
-{
-	const char *file = "/sys/kernel/debug/svm_guard/sev_skip/counters";
-	unsigned long long value;
-	char name[64];
-	u64 found = 0;
-	FILE *f;
-
-	f = fopen(file, "r");
-	TEST_ASSERT(f, "open %s: %s", file, strerror(errno));
-	while (fscanf(f, "%63s %llu", name, &value) == 2) {
-		if (!strcmp(name, counter))
-			found = value;
-	}
-	fclose(f);
-	return found;
-}
-
 static struct verdicts read_verdicts(struct kvm_vcpu *vcpu)
 {
 	return (struct verdicts){
 		.stat_fail = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_fail),
 		.stat_ud = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_queue_ud),
-		.upstream = sev_skip_counter("upstream"),
-		.fail = sev_skip_counter("fail"),
-		.queue_ud = sev_skip_counter("queue_ud"),
+		.upstream = svm_guard_counter("sev_skip", "upstream"),
+		.fail = svm_guard_counter("sev_skip", "fail"),
+		.queue_ud = svm_guard_counter("sev_skip", "queue_ud"),
 	};
 }
 
