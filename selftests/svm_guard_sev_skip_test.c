@@ -21,7 +21,8 @@
  * expects there: guard fails the skip, upstream hands the decision back to
  * kvm-amd, legacy queues #UD.
  *
- * Needs SEV hardware; skips elsewhere.
+ * Needs SEV, on AMD hardware or under a QEMU that emulates it (TCG); skips
+ * elsewhere.
  */
 #include <stdio.h>
 #include <string.h>
