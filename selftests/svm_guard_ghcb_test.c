@@ -34,11 +34,12 @@
  * assertion are GHCB MSR protocol termination requests with reason codes of
  * their own, as in sev_smoke_test.  Details go in a shared report page.
  *
- * The selftest library creates SEV-ES VMs with KVM_SEV_INIT2 and no GHCB
- * version, which KVM makes version 2, so the row that needs a v1 VM (the
- * scratch area outside guest memory) skips; the guest reads the version it
- * got from the MSR protocol's SEV_INFO.  svm_guard's KUnit suite covers that
- * row on a synthetic v1 vCPU.
+ * The selftest library creates SEV-ES VMs with KVM_SEV_INIT2, which makes
+ * them GHCB version 2 unless the test asks for another version
+ * (sev_ghcb_version); the row that needs version 1 (the scratch area
+ * outside guest memory) runs in a VM created with version 1.  The guest
+ * reads the version it got from the MSR protocol's SEV_INFO and skips a
+ * row whose version it did not get.
  *
  * Needs SEV-ES hardware (and SEV-SNP for the not-registered request); skips
  * elsewhere.
@@ -462,8 +463,10 @@ static void ghcb_vm_create(struct ghcb_vm *v, enum vm_kind kind, u64 mask)
 {
 	gva_t gva;
 
+	sev_ghcb_version = kind == VM_SEV_ES_V1 ? 1 : 0;
 	v->vm = vm_sev_create_with_one_vcpu(kind == VM_SNP ? KVM_X86_SNP_VM : KVM_X86_SEV_ES_VM,
 					    guest_code, &v->vcpu);
+	sev_ghcb_version = 0;
 
 	gva = vm_alloc_shared(v->vm, sizeof(struct ghcb_shared), KVM_UTIL_MIN_VADDR,
 			      MEM_REGION_TEST_DATA);
