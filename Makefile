@@ -25,9 +25,10 @@ KDIR ?=
 RUNNER ?=
 SHORT ?=
 CYCLES ?= 1000
+MODES ?=
 
 .PHONY: vm-test test host-test modules kernel selftests bench bench-host stress setup clean \
-	series check-series kselftest-install deb-dkms
+	series check-series kselftest-install deb-dkms sev-guest
 
 vm-test:
 	SVM_GUARD_RUNNER=$(RUNNER) scripts/vm-test
@@ -55,6 +56,9 @@ bench-host:
 
 stress:
 	scripts/stress $(CYCLES)
+
+sev-guest:
+	scripts/sev-guest $(MODES)
 
 series:
 	scripts/series
