@@ -7,22 +7,23 @@
 #
 # Both runners take: KDIR MODULE_KO KSELFTEST_DIR [KUNIT_MODULE_KO]
 # and the environment knobs SVM_GUARD_OUT, SVM_GUARD_VM_TIMEOUT,
-# SVM_GUARD_TEST_TIMEOUT, SVM_GUARD_DKMS_KO, SVM_GUARD_KVM_AMD_PARAMS,
-# SVM_GUARD_ACCEL, SVM_GUARD_QEMU, SVM_GUARD_ONLY and SVM_GUARD_COMMAND (see
+# SVM_GUARD_TEST_TIMEOUT, SVM_GUARD_DKMS_KO, SVM_GUARD_SEV_GUEST_IMG,
+# SVM_GUARD_KVM_AMD_PARAMS, SVM_GUARD_ACCEL, SVM_GUARD_QEMU, SVM_GUARD_ONLY and SVM_GUARD_COMMAND (see
 # scripts/vm-run).
 
 # The runner's name, for messages.
 vm_name=$(basename "$0")
 
 # vm_args "$@": check the arguments and paths; sets kdir, ko, ksft,
-# kunit_ko, dkms_ko, bzimage and modroot.
+# kunit_ko, dkms_ko, sev_img, bzimage and modroot.
 vm_args() {
 	[ $# = 3 ] || [ $# = 4 ] || die "usage: $vm_name KDIR MODULE_KO KSELFTEST_DIR [KUNIT_MODULE_KO]"
 	kdir=$1 ko=$2 ksft=$3 kunit_ko=${4:-} dkms_ko=${SVM_GUARD_DKMS_KO:-}
+	sev_img=${SVM_GUARD_SEV_GUEST_IMG:-}
 	bzimage=$kdir/arch/x86/boot/bzImage
 	modroot=$kdir/.modroot
 	local f
-	for f in "$bzimage" "$ko" "$ksft" "$modroot" "$SVM_GUARD_TOP" ${kunit_ko:+"$kunit_ko"} ${dkms_ko:+"$dkms_ko"}; do
+	for f in "$bzimage" "$ko" "$ksft" "$modroot" "$SVM_GUARD_TOP" ${kunit_ko:+"$kunit_ko"} ${dkms_ko:+"$dkms_ko"} ${sev_img:+"$sev_img"}; do
 		[ -e "$f" ] || die "$vm_name: $f does not exist"
 		# The guest sees the host's files except under what it mounts itself.
 		case $(realpath "$f") in
@@ -60,6 +61,7 @@ MODULE='$ko'
 KUNIT_MODULE='$kunit_ko'
 KSFT='$ksft'
 DKMS_MODULE='$dkms_ko'
+SEV_GUEST_IMG='$sev_img'
 TESTS='$tests'
 TEST_TIMEOUT='${SVM_GUARD_TEST_TIMEOUT:-300}'
 KVM_AMD_PARAMS='${SVM_GUARD_KVM_AMD_PARAMS:-}'
