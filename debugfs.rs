@@ -4,10 +4,15 @@
 //!
 //! Each path has a directory under `/sys/kernel/debug/svm_guard/` with a `mode` file (read and
 //! write) and a `counters` file (one `name value` line per counter). Counters are named by
-//! enums, so that the code that counts a verdict and the file that shows it cannot disagree.
+//! enums, one per path and part of the path's type, so that the code that counts a verdict and
+//! the file that shows it cannot disagree, and no path counts another's verdict.
 
-use core::fmt;
+use core::{
+    fmt,
+    marker::PhantomData, //
+};
 use kernel::{
+    cpu::CpuId,
     debugfs::ScopedDir,
     prelude::*,
     sync::atomic::{
@@ -58,8 +63,20 @@ impl Mode {
     }
 }
 
-/// Declares the counters of a path: an enum whose discriminants index [`PathState`]'s counters,
-/// and the debugfs name of each.
+/// The counters of one path: an enum whose every variant names one counter.
+///
+/// A [`PathState`] counts only its own enum's variants, so counting another path's verdict does
+/// not compile.
+pub(crate) trait Counter: Copy + Send + Sync + 'static {
+    /// Debugfs names, in discriminant order.
+    const NAMES: &'static [&'static str];
+
+    /// Returns the counter's index in [`Counter::NAMES`].
+    fn index(self) -> usize;
+}
+
+/// Declares the counters of a path: an enum implementing [`Counter`], with the debugfs name of
+/// each variant.
 macro_rules! counters {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $label:literal,)* }) => {
         $(#[$meta])*
@@ -68,17 +85,16 @@ macro_rules! counters {
             $($(#[$vmeta])* $variant,)*
         }
 
-        impl $name {
-            /// Debugfs names, in discriminant order.
-            pub(crate) const NAMES: &'static [&'static str] = &[$($label,)*];
-        }
+        impl Counter for $name {
+            const NAMES: &'static [&'static str] = &[$($label,)*];
 
-        impl From<$name> for usize {
-            fn from(counter: $name) -> usize {
+            fn index(self) -> usize {
                 // CAST: a fieldless enum's discriminant, counted from 0.
-                counter as usize
+                self as usize
             }
         }
+
+        const _: () = assert!($name::NAMES.len() <= MAX_COUNTERS);
     };
 }
 
@@ -114,9 +130,9 @@ counters! {
         /// Handed back to kvm-amd.
         Upstream = "upstream",
         /// Injected without the IRET intercept.
-        InjectOnly = "inject_only",
+        InjectHardware = "inject_hardware",
         /// Injected with the IRET intercept.
-        InterceptIret = "intercept_iret",
+        InjectSoftware = "inject_software",
         /// Masking set or cleared in `V_NMI_BLOCKING` (vNMI).
         MaskHardware = "mask_hardware",
         /// Masking set or cleared in software, IRET intercepted while masked.
@@ -154,35 +170,48 @@ counters! {
         ScratchOutsideMemory = "scratch_outside_memory",
         /// SNP-only MSR-protocol request from a non-SNP guest.
         MsrSnpOnly = "msr_snp_only",
+        /// IOIO operand size 3, 5, 6 or 7.
+        IoioSize = "ioio_size",
     }
 }
 
 /// Most counters a path has.
 const MAX_COUNTERS: usize = 16;
-const _: () = assert!(GhcbCounter::NAMES.len() <= MAX_COUNTERS);
 
-/// Mode and verdict counters of one decision path.
+/// How many copies of a path's counters there are: CPU `n` counts in copy `n % STRIPES`, so
+/// that with up to this many CPUs no two CPUs write the same cache line, and beyond it at most
+/// `nr_cpu_ids / STRIPES` share one. A reader sums the copies.
+const STRIPES: usize = 64;
+
+/// One copy of a path's counters, alone in its cache lines.
+#[repr(align(64))]
+struct Stripe([Atomic<u64>; MAX_COUNTERS]);
+
+/// Mode and verdict counters of one decision path, whose counters are the variants of `C`.
 ///
-/// They are statics because kvm-amd calls the hooks without a context pointer.
-pub(crate) struct PathState {
+/// They are statics because kvm-amd calls the hooks without a context pointer. Counting is a
+/// relaxed atomic add to the counting CPU's own stripe: no cache line is shared between CPUs on
+/// the hot path. kvm-amd's per-vCPU stats (`svm_policy_*`) are the record of the verdicts it
+/// applied; these counters add the verdicts it did not (`upstream`) and serve debugfs.
+pub(crate) struct PathState<C: Counter> {
     /// The path's debugfs directory name.
     name: &'static CStr,
-    /// Counter names, indexed like [`PathState::counters`].
-    counter_names: &'static [&'static str],
     /// The current [`Mode`], as `u32`.
     mode: Atomic<u32>,
-    /// How often each counted event happened.
-    counters: [Atomic<u64>; MAX_COUNTERS],
+    /// How often each counted event happened, per stripe.
+    stripes: [Stripe; STRIPES],
+    /// The path's counter enum.
+    _counter: PhantomData<C>,
 }
 
-impl PathState {
-    /// Creates a path in mode `guard` with zeroed counters named `counter_names`.
-    pub(crate) const fn new(name: &'static CStr, counter_names: &'static [&'static str]) -> Self {
+impl<C: Counter> PathState<C> {
+    /// Creates a path in mode `guard` with zeroed counters.
+    pub(crate) const fn new(name: &'static CStr) -> Self {
         Self {
             name,
-            counter_names,
             mode: Atomic::new(Mode::Guard as u32),
-            counters: [const { Atomic::new(0) }; MAX_COUNTERS],
+            stripes: [const { Stripe([const { Atomic::new(0) }; MAX_COUNTERS]) }; STRIPES],
+            _counter: PhantomData,
         }
     }
 
@@ -197,43 +226,54 @@ impl PathState {
         self.mode.store(mode as u32, Relaxed);
     }
 
-    /// Counts one event; `counter` is one of the path's counter enum.
-    pub(crate) fn count(&self, counter: impl Into<usize>) {
-        if let Some(c) = self.counters.get(counter.into()) {
+    /// Counts one event, in the stripe of the CPU this runs on (if it moves meanwhile, the
+    /// add is still atomic).
+    pub(crate) fn count(&self, counter: C) {
+        // CAST: a CPU number (u32) fits in usize.
+        let stripe = CpuId::current().as_u32() as usize % STRIPES;
+        if let Some(c) = self
+            .stripes
+            .get(stripe)
+            .and_then(|s| s.0.get(counter.index()))
+        {
             c.add(1u64, Relaxed);
         }
     }
 
-    /// Returns a counter's value.
+    /// Returns a counter's value: the sum over the stripes.
     #[cfg_attr(not(svm_guard_kunit), expect(dead_code))]
-    pub(crate) fn get(&self, counter: impl Into<usize>) -> u64 {
-        self.counters
-            .get(counter.into())
-            .map_or(0, |c| c.load(Relaxed))
+    pub(crate) fn get(&self, counter: C) -> u64 {
+        self.total(counter.index())
+    }
+
+    /// Returns the sum over the stripes of the counter at `index`.
+    fn total(&self, index: usize) -> u64 {
+        self.stripes
+            .iter()
+            .filter_map(|s| s.0.get(index))
+            .fold(0u64, |sum, c| sum.wrapping_add(c.load(Relaxed)))
     }
 }
 
 /// INTn skip validation.
-pub(crate) static SVM_SKIP: PathState = PathState::new(c"svm_skip", SkipCounter::NAMES);
+pub(crate) static SVM_SKIP: PathState<SkipCounter> = PathState::new(c"svm_skip");
 /// SEV emulation without instruction bytes.
-pub(crate) static SEV_SKIP: PathState = PathState::new(c"sev_skip", SevSkipCounter::NAMES);
+pub(crate) static SEV_SKIP: PathState<SevSkipCounter> = PathState::new(c"sev_skip");
 /// Who tracks NMI blocking.
-pub(crate) static NMI: PathState = PathState::new(c"nmi", NmiCounter::NAMES);
+pub(crate) static NMI: PathState<NmiCounter> = PathState::new(c"nmi");
 /// GHCB request validation.
-pub(crate) static GHCB: PathState = PathState::new(c"ghcb", GhcbCounter::NAMES);
-/// Every path, in debugfs order.
-static PATHS: [&PathState; 4] = [&SVM_SKIP, &SEV_SKIP, &NMI, &GHCB];
+pub(crate) static GHCB: PathState<GhcbCounter> = PathState::new(c"ghcb");
 
 /// Longest write the `mode` file accepts, in bytes.
 const MODE_WRITE_MAX: usize = 16;
 
 /// Prints a path's mode for debugfs.
-fn show_mode(path: &PathState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn show_mode<C: Counter>(path: &PathState<C>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "{}", path.mode().name())
 }
 
 /// Sets a path's mode from a debugfs write; a bad write changes nothing.
-fn store_mode(path: &PathState, reader: &mut UserSliceReader) -> Result {
+fn store_mode<C: Counter>(path: &PathState<C>, reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; MODE_WRITE_MAX];
     let buf = buf.get_mut(..reader.len()).ok_or(EINVAL)?;
     reader.read_slice(buf)?;
@@ -252,18 +292,24 @@ fn store_mode(path: &PathState, reader: &mut UserSliceReader) -> Result {
 }
 
 /// Prints a path's counters for debugfs, one `name value` line each.
-fn show_counters(path: &PathState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    for (name, counter) in path.counter_names.iter().zip(path.counters.iter()) {
-        writeln!(f, "{name} {}", counter.load(Relaxed))?;
+fn show_counters<C: Counter>(path: &PathState<C>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for (index, name) in C::NAMES.iter().enumerate() {
+        writeln!(f, "{name} {}", path.total(index))?;
     }
     Ok(())
 }
 
-/// Creates the debugfs files of every path.
-pub(crate) fn populate<'data>(dir: &ScopedDir<'data, '_>) {
-    for path in PATHS {
-        let sub = dir.dir(path.name);
-        sub.read_write_callback_file(c"mode", path, &show_mode, &store_mode);
-        sub.read_callback_file(c"counters", path, &show_counters);
-    }
+/// Creates the debugfs directory of one path.
+fn add_path<C: Counter>(dir: &ScopedDir<'_, '_>, path: &'static PathState<C>) {
+    let sub = dir.dir(path.name);
+    sub.read_write_callback_file(c"mode", path, &show_mode::<C>, &store_mode::<C>);
+    sub.read_callback_file(c"counters", path, &show_counters::<C>);
+}
+
+/// Creates the debugfs files of every path, in the order of the hook ABI.
+pub(crate) fn populate(dir: &ScopedDir<'_, '_>) {
+    add_path(dir, &SVM_SKIP);
+    add_path(dir, &SEV_SKIP);
+    add_path(dir, &NMI);
+    add_path(dir, &GHCB);
 }

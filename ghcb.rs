@@ -13,12 +13,14 @@
 //! code's handler and of `setup_vmgexit_scratch()`. A request gets the [`Rule`] of the first
 //! check that fails, as in 7.3.4.
 //!
-//! Four rules go beyond 7.3.4 ([`BeyondUpstream`]): there 7.3.4 fails `KVM_RUN` or terminates
-//! the guest although the guest only sent bad data. [`Rule::StringIoCount`] and
-//! [`Rule::StringIoOverflow`] answer what `sev_es_string_io()` fails with -EINVAL,
-//! [`Rule::ScratchOutsideMemory`] what `setup_vmgexit_scratch()` fails with -EFAULT, and
-//! [`Rule::MsrSnpOnly`] leaves unanswered the SNP-only MSR-protocol requests of a non-SNP guest,
-//! which `sev_handle_vmgexit_msr_protocol()` answers with `KVM_SYSTEM_EVENT_SEV_TERM`.
+//! Five rules go beyond 7.3.4 ([`BeyondUpstream`]): there 7.3.4 fails `KVM_RUN`, terminates
+//! the guest or passes the VMM a request no hardware makes, although the guest only sent bad
+//! data. [`Rule::StringIoCount`] and [`Rule::StringIoOverflow`] answer what
+//! `sev_es_string_io()` fails with -EINVAL, [`Rule::ScratchOutsideMemory`] what
+//! `setup_vmgexit_scratch()` fails with -EFAULT, [`Rule::IoioSize`] an IOIO operand size that
+//! 7.3.4 hands the VMM as `io.size` 3, 5, 6 or 7, and [`Rule::MsrSnpOnly`] leaves unanswered the
+//! SNP-only MSR-protocol requests of a non-SNP guest, which `sev_handle_vmgexit_msr_protocol()`
+//! answers with `KVM_SYSTEM_EVENT_SEV_TERM`.
 //!
 //! This file uses only `core`: it is built into the module and into the host test crate.
 
@@ -77,16 +79,16 @@ pub const SVM_VMGEXIT_TERM_REQUEST: u64 = 0x8000_fffe;
 pub const SVM_VMGEXIT_UNSUPPORTED_EVENT: u64 = 0x8000_ffff;
 
 /// `SVM_VMGEXIT_SET_AP_JUMP_TABLE`: AP_JUMP_TABLE sub-code (SW_EXITINFO1) that sets the table.
-pub const SVM_VMGEXIT_SET_AP_JUMP_TABLE: u64 = 0;
+pub(crate) const SVM_VMGEXIT_SET_AP_JUMP_TABLE: u64 = 0;
 /// `SVM_VMGEXIT_GET_AP_JUMP_TABLE`: AP_JUMP_TABLE sub-code (SW_EXITINFO1) that reads the table.
-pub const SVM_VMGEXIT_GET_AP_JUMP_TABLE: u64 = 1;
+pub(crate) const SVM_VMGEXIT_GET_AP_JUMP_TABLE: u64 = 1;
 /// `SVM_VMGEXIT_AP_CREATE_ON_INIT`: AP_CREATION request (low half of SW_EXITINFO1) that
 /// creates the AP when it next gets INIT.
-pub const SVM_VMGEXIT_AP_CREATE_ON_INIT: u32 = 0;
+pub(crate) const SVM_VMGEXIT_AP_CREATE_ON_INIT: u32 = 0;
 /// `SVM_VMGEXIT_AP_CREATE`: AP_CREATION request that creates the AP now.
-pub const SVM_VMGEXIT_AP_CREATE: u32 = 1;
+pub(crate) const SVM_VMGEXIT_AP_CREATE: u32 = 1;
 /// `SVM_VMGEXIT_AP_DESTROY`: AP_CREATION request (low half of SW_EXITINFO1) that needs no RAX.
-pub const SVM_VMGEXIT_AP_DESTROY: u32 = 2;
+pub(crate) const SVM_VMGEXIT_AP_DESTROY: u32 = 2;
 
 /// `SVM_IOIO_TYPE_MASK`: IOIO SW_EXITINFO1 bit set for IN, clear for OUT.
 pub const SVM_IOIO_TYPE_MASK: u64 = 1;
@@ -95,7 +97,7 @@ pub const SVM_IOIO_STR_MASK: u64 = 1 << 2;
 /// `SVM_IOIO_SIZE_SHIFT`: position of the IOIO operand size in SW_EXITINFO1.
 pub const SVM_IOIO_SIZE_SHIFT: u32 = 4;
 /// `SVM_IOIO_SIZE_MASK`: IOIO operand size bits of SW_EXITINFO1.
-pub const SVM_IOIO_SIZE_MASK: u64 = 7 << SVM_IOIO_SIZE_SHIFT;
+pub(crate) const SVM_IOIO_SIZE_MASK: u64 = 7 << SVM_IOIO_SIZE_SHIFT;
 
 /// `GHCB_BITMAP_IDX(cpl)`: valid-bitmap bit of CPL (offset 0xcb).
 pub const GHCB_BIT_CPL: u8 = 25;
@@ -114,38 +116,38 @@ pub const GHCB_BIT_SW_EXIT_INFO_2: u8 = 116;
 /// `GHCB_BITMAP_IDX(sw_scratch)`: valid-bitmap bit of SW_SCRATCH (offset 0x3a8).
 pub const GHCB_BIT_SW_SCRATCH: u8 = 117;
 /// `GHCB_BITMAP_IDX(xcr0)`: valid-bitmap bit of XCR0 (offset 0x3e8).
-pub const GHCB_BIT_XCR0: u8 = 125;
+pub(crate) const GHCB_BIT_XCR0: u8 = 125;
 
 /// CPUID leaf 0xD (XSAVE state): a CPUID request for it also needs XCR0.
-pub const CPUID_LEAF_XSTATE: u64 = 0xd;
+pub(crate) const CPUID_LEAF_XSTATE: u64 = 0xd;
 /// `PAGE_SIZE`.
-pub const PAGE_SIZE: u64 = 0x1000;
+pub(crate) const PAGE_SIZE: u64 = 0x1000;
 /// `PMD_SIZE`: an AP's VMSA at a GPA aligned to it is refused (an SNP erratum).
-pub const PMD_SIZE: u64 = 0x20_0000;
+pub(crate) const PMD_SIZE: u64 = 0x20_0000;
 /// `offsetof(struct ghcb, shared_buffer)`: start of the GHCB shared buffer.
 pub const GHCB_SHARED_BUFFER_START: u64 = 0x800;
 /// `offsetof(struct ghcb, reserved_0xff0)`: end (exclusive) of the GHCB shared buffer.
-pub const GHCB_SHARED_BUFFER_END: u64 = 0xff0;
+pub(crate) const GHCB_SHARED_BUFFER_END: u64 = 0xff0;
 /// `GHCB_SCRATCH_AREA_LIMIT` (16 * `PAGE_SIZE`): largest scratch area outside the GHCB.
 pub const GHCB_SCRATCH_AREA_LIMIT: u64 = 0x10000;
 /// `sizeof(struct psc_hdr)`: scratch bytes a page state change request needs at least.
-pub const PSC_HDR_SIZE: u64 = 8;
+pub(crate) const PSC_HDR_SIZE: u64 = 8;
 /// `INT_MAX`: the largest string I/O count and byte count `sev_es_string_io()` takes.
 pub const INT_MAX: u64 = 0x7fff_ffff;
 /// GHCB protocol version from which the scratch area must lie in the GHCB and MMIO is at most
 /// [`GHCB_V2_MMIO_MAX_LEN`] bytes (`sev->ghcb_version >= 2`).
-pub const GHCB_VERSION_2: u16 = 2;
+pub(crate) const GHCB_VERSION_2: u16 = 2;
 /// Longest MMIO access under GHCB protocol version 2.
-pub const GHCB_V2_MMIO_MAX_LEN: u64 = 8;
+pub(crate) const GHCB_V2_MMIO_MAX_LEN: u64 = 8;
 
 /// `GHCB_MSR_INFO_MASK`: the request code bits of the GHCB MSR; 0 means a GHCB page request.
 pub const GHCB_MSR_INFO_MASK: u64 = 0xfff;
 /// `GHCB_MSR_PREF_GPA_REQ` (SNP only).
-pub const GHCB_MSR_PREF_GPA_REQ: u64 = 0x010;
+pub(crate) const GHCB_MSR_PREF_GPA_REQ: u64 = 0x010;
 /// `GHCB_MSR_REG_GPA_REQ` (SNP only).
 pub const GHCB_MSR_REG_GPA_REQ: u64 = 0x012;
 /// `GHCB_MSR_PSC_REQ` (SNP only).
-pub const GHCB_MSR_PSC_REQ: u64 = 0x014;
+pub(crate) const GHCB_MSR_PSC_REQ: u64 = 0x014;
 
 /// Why a GHCB request is malformed; the value goes to SW_EXITINFO2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,11 +304,13 @@ pub enum Rule {
     ApCreationVmsaAddress = 21,
     /// AP creation with a VMSA GPA aligned to 2M.
     ApCreationVmsaHugeAligned = 22,
+    /// An IOIO operand size (SW_EXITINFO1 bits 6:4) of 3, 5, 6 or 7: hardware sets one bit.
+    IoioSize = 23,
 }
 
 impl Rule {
     /// Every rule, in the order of its value.
-    pub const ALL: [Rule; 22] = [
+    pub const ALL: [Rule; 23] = [
         Rule::NotRegistered,
         Rule::InvalidUsage,
         Rule::SnpOnlyExitCode,
@@ -329,6 +333,7 @@ impl Rule {
         Rule::ApCreationFeatures,
         Rule::ApCreationVmsaAddress,
         Rule::ApCreationVmsaHugeAligned,
+        Rule::IoioSize,
     ];
 
     /// Returns the rule with value `raw`, if there is one.
@@ -356,6 +361,7 @@ impl Rule {
             20 => Rule::ApCreationFeatures,
             21 => Rule::ApCreationVmsaAddress,
             22 => Rule::ApCreationVmsaHugeAligned,
+            23 => Rule::IoioSize,
             _ => return None,
         })
     }
@@ -385,7 +391,8 @@ impl Rule {
             | Rule::ApCreationRequest
             | Rule::ApCreationFeatures
             | Rule::ApCreationVmsaAddress
-            | Rule::ApCreationVmsaHugeAligned => MalformedReason::InvalidInput,
+            | Rule::ApCreationVmsaHugeAligned
+            | Rule::IoioSize => MalformedReason::InvalidInput,
             Rule::SnpOnlyExitCode | Rule::UnknownExitCode | Rule::MsrSnpOnly => {
                 MalformedReason::InvalidEvent
             }
@@ -399,6 +406,7 @@ impl Rule {
             Rule::StringIoOverflow => Some(BeyondUpstream::StringIoOverflow),
             Rule::ScratchOutsideMemory => Some(BeyondUpstream::ScratchOutsideMemory),
             Rule::MsrSnpOnly => Some(BeyondUpstream::MsrSnpOnly),
+            Rule::IoioSize => Some(BeyondUpstream::IoioSize),
             _ => None,
         }
     }
@@ -416,6 +424,7 @@ impl Rule {
             | Rule::ScratchTooLarge
             | Rule::ScratchOutsideMemory => "sev.c setup_vmgexit_scratch()",
             Rule::MsrSnpOnly => "sev.c sev_handle_vmgexit_msr_protocol()",
+            Rule::IoioSize => "svm.c io_interception()",
             Rule::ApCreationTarget
             | Rule::ApCreationRequest
             | Rule::ApCreationFeatures
@@ -443,15 +452,18 @@ pub enum BeyondUpstream {
     ScratchOutsideMemory = 3,
     /// SNP-only MSR-protocol request from a non-SNP guest: 7.3.4 terminates the guest.
     MsrSnpOnly = 4,
+    /// IOIO operand size 3, 5, 6 or 7: 7.3.4 passes it to the VMM as the access size.
+    IoioSize = 5,
 }
 
 impl BeyondUpstream {
     /// Every case, in the order of its value.
-    pub const ALL: [BeyondUpstream; 4] = [
+    pub const ALL: [BeyondUpstream; 5] = [
         BeyondUpstream::StringIoCount,
         BeyondUpstream::StringIoOverflow,
         BeyondUpstream::ScratchOutsideMemory,
         BeyondUpstream::MsrSnpOnly,
+        BeyondUpstream::IoioSize,
     ];
 }
 
@@ -578,9 +590,15 @@ fn check_handler(req: &GhcbRequest) -> Result<(), Rule> {
     }
 }
 
-/// The IOIO checks of `sev_handle_vmgexit()` and `sev_es_string_io()`.
+/// The IOIO checks of `sev_handle_vmgexit()` and `sev_es_string_io()`, after one of our own.
 fn check_ioio(req: &GhcbRequest) -> Result<(), Rule> {
     let size = (req.exit_info_1 & SVM_IOIO_SIZE_MASK) >> SVM_IOIO_SIZE_SHIFT;
+    // The CPU sets one of SZ8, SZ16 and SZ32 for an IN or OUT it intercepts; an SEV-ES guest
+    // writes the field itself. 7.3.4 takes any value as the access size. Size 0 stays 7.3.4's
+    // (a string request with it moves nothing).
+    if matches!(size, 3 | 5 | 6 | 7) {
+        return Err(Rule::IoioSize);
+    }
     if size == 0 || req.exit_info_1 & SVM_IOIO_STR_MASK == 0 {
         return Ok(());
     }
@@ -721,7 +739,7 @@ mod tests {
             assert_eq!(Rule::from_raw(raw), Some(rule));
         }
         assert_eq!(Rule::from_raw(0), None);
-        assert_eq!(Rule::from_raw(23), None);
+        assert_eq!(Rule::from_raw(24), None);
         for (beyond, raw) in BeyondUpstream::ALL.into_iter().zip(1..) {
             assert_eq!(beyond as u8, raw);
         }
@@ -816,6 +834,32 @@ mod tests {
         req.exit_info_1 = SVM_IOIO_STR_MASK;
         req.exit_info_2 = u64::MAX;
         assert_eq!(validate(&req), GhcbVerdict::Accept);
+    }
+
+    #[test]
+    fn ioio_size_is_one_of_the_three_the_cpu_decodes() {
+        let mut req = request(SVM_EXIT_IOIO);
+        for (size, verdict) in [
+            (0, GhcbVerdict::Accept),
+            (1, GhcbVerdict::Accept),
+            (2, GhcbVerdict::Accept),
+            (3, malformed(Rule::IoioSize)),
+            (4, GhcbVerdict::Accept),
+            (5, malformed(Rule::IoioSize)),
+            (6, malformed(Rule::IoioSize)),
+            (7, malformed(Rule::IoioSize)),
+        ] {
+            // OUT, then IN, then string OUT of one element in the shared buffer.
+            for info in [0, SVM_IOIO_TYPE_MASK, SVM_IOIO_STR_MASK] {
+                req.exit_info_1 = info | (size << SVM_IOIO_SIZE_SHIFT);
+                req.exit_info_2 = 1;
+                assert_eq!(validate(&req), verdict, "size {size}, info {info:#x}");
+            }
+        }
+        // The size is checked before the string count.
+        req.exit_info_1 = SVM_IOIO_STR_MASK | (3 << SVM_IOIO_SIZE_SHIFT);
+        req.exit_info_2 = u64::MAX;
+        assert_eq!(validate(&req), malformed(Rule::IoioSize));
     }
 
     #[test]

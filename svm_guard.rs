@@ -3,12 +3,12 @@
 //! Safe decisions for four guest-triggerable cases in KVM's AMD SVM exit paths.
 //!
 //! kvm-amd, with the project's hook series applied, hands a plain-data snapshot to this module
-//! at four points (`srctree/include/linux/kvm_svm_policy.h`) and applies the verdict it
+//! at four points (`srctree/arch/x86/include/asm/kvm_svm_policy.h`) and applies the verdict it
 //! returns. The decisions live in [`svm_skip`], [`ghcb`] and [`nmi`], which use only `core` so
 //! that the host test crate builds the same files. The glue that touches the kernel is split by
-//! concern: this crate root owns the registration, [`hooks`] the trampolines kvm-amd calls (and,
-//! with `--cfg svm_guard_kunit`, the KUnit suite that drives them through kvm-amd), and
-//! [`debugfs`] the modes and counters.
+//! concern: this crate root owns the registration, [`hooks`] the trampolines kvm-amd calls,
+//! [`debugfs`] the modes and counters, and, with `--cfg svm_guard_kunit` only, `ghcb_kunit` the
+//! KUnit suite that drives the GHCB hook through kvm-amd.
 //!
 //! Each path has a mode in debugfs (`/sys/kernel/debug/svm_guard/<path>/mode`): `guard` (the
 //! default) applies the module's decision, `upstream` hands the decision back to kvm-amd's own
@@ -26,23 +26,37 @@ use kernel::{
 
 mod debugfs;
 pub mod ghcb;
+#[cfg(svm_guard_kunit)]
+mod ghcb_kunit;
 mod hooks;
 pub mod nmi;
 pub mod svm_skip;
 
-module! {
-    type: SvmGuard,
-    name: "svm_guard",
-    authors: ["svm_guard developers"],
-    description: "Safe decisions for guest-triggerable cases in KVM's AMD SVM exit paths",
-    license: "GPL",
-    params: {
-        allow_legacy: bool {
-            default: false,
-            description: "Allow the debugfs mode 'legacy' (historical pre-fix behaviour)",
-        },
-    },
+/// Declares the module; `$($imports)*` are the `imports_ns` of the build.
+macro_rules! svm_guard_module {
+    ($($imports:tt)*) => {
+        module! {
+            type: SvmGuard,
+            name: "svm_guard",
+            authors: ["svm_guard developers"],
+            description: "Safe decisions for guest-triggerable cases in KVM's AMD SVM exit paths",
+            license: "GPL",
+            $($imports)*
+            params: {
+                allow_legacy: bool {
+                    default: false,
+                    description: "Allow the debugfs mode 'legacy' (historical pre-fix behaviour)",
+                },
+            },
+        }
+    };
 }
+
+#[cfg(not(svm_guard_kunit))]
+svm_guard_module!();
+// The KUnit suite calls kvm_svm_policy_test_ghcb(), exported for KUnit tests only.
+#[cfg(svm_guard_kunit)]
+svm_guard_module!(imports_ns: ["EXPORTED_FOR_KUNIT_TESTING"],);
 
 /// The loaded module: its debugfs files and its registration with kvm-amd.
 ///

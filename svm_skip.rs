@@ -2,7 +2,7 @@
 
 //! Decides whether KVM may skip the soft INTn instruction at CS:RIP when it re-injects its event.
 //!
-//! When a guest's INT3, INTO, INT n or INT1 is interrupted while the CPU vectors it (for example
+//! When a guest's INT3, INTO or INT n is interrupted while the CPU vectors it (for example
 //! by a nested page fault on the IDT or the stack), KVM re-injects the event and, without a
 //! NextRIP from hardware, must find the return address by decoding the instruction at CS:RIP.
 //! The guest may have rewritten those bytes meanwhile (INT3 patching swaps INT3 in and out), so
@@ -179,36 +179,24 @@ pub fn decode(bytes: &[u8], mode: CpuMode) -> Result<Decoded, DecodeError> {
     })
 }
 
-/// Kind of the soft event pending re-injection, as KVM recorded it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// Software exception (INT3, INTO) or software interrupt (INT n).
-    ///
-    /// Both kinds are matched by vector alone: emulators report INT3 as a software interrupt,
-    /// and the skip length is taken from the bytes that are present, so it always matches
-    /// the instruction that is treated as executed.
-    Soft,
-    /// Privileged software exception (INT1/ICEBP).
-    PrivilegedSoft,
-}
-
-/// The soft event pending re-injection.
+/// The soft event pending re-injection: a software exception (INT3, INTO) or a software
+/// interrupt (INT n), the only events kvm-amd re-injects by skipping the instruction.
+///
+/// Both are matched by vector alone: emulators report INT3 as a software interrupt, and the
+/// skip length is taken from the bytes that are present, so it always matches the instruction
+/// that is treated as executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PendingEvent {
     /// Its vector.
     pub vector: u8,
-    /// Its kind.
-    pub kind: EventKind,
 }
 
 impl PendingEvent {
-    /// Returns whether executing `insn` raises this event: INT1 raises only a privileged
-    /// software exception, every other soft interrupt instruction only a soft event, and the
-    /// vectors must match. Written without a `match` on both: the compiler turned that into a
-    /// jump table on the skip path.
+    /// Returns whether executing `insn` raises this event: the vectors must match, and INT1
+    /// (ICEBP), which raises a privileged software exception (#DB) that kvm-amd never
+    /// re-injects this way, raises none.
     pub fn raised_by(self, insn: SoftInsn) -> bool {
-        let privileged = self.kind == EventKind::PrivilegedSoft;
-        privileged == (insn == SoftInsn::Int1) && self.vector == insn.vector()
+        insn != SoftInsn::Int1 && self.vector == insn.vector()
     }
 }
 
@@ -274,16 +262,10 @@ pub fn sev_no_insn_verdict(skip: bool) -> SevNoInsnVerdict {
 mod tests {
     use super::*;
 
-    const SOFT3: PendingEvent = PendingEvent {
-        vector: 3,
-        kind: EventKind::Soft,
-    };
+    const SOFT3: PendingEvent = PendingEvent { vector: 3 };
 
     fn soft(vector: u8) -> PendingEvent {
-        PendingEvent {
-            vector,
-            kind: EventKind::Soft,
-        }
+        PendingEvent { vector }
     }
 
     #[test]
@@ -392,18 +374,15 @@ mod tests {
             decode(&[0xf0, 0xcc], CpuMode::Long64),
             Err(DecodeError::Locked)
         );
-        let int1 = PendingEvent {
-            vector: 1,
-            kind: EventKind::PrivilegedSoft,
-        };
+        // ICEBP (F1) raises #DB as a privileged software exception, which kvm-amd does not
+        // re-inject by a skip: it matches no soft event, not even vector 1 (INT 1, CD 01).
         assert_eq!(
-            decide_skip(Some(&[0xf1]), CpuMode::Long64, int1),
-            SkipVerdict::Skip { len: 1 }
+            decide_skip(Some(&[0xf1]), CpuMode::Long64, soft(1)),
+            SkipVerdict::DropAndRetry(DropReason::Mismatch(SoftInsn::Int1))
         );
-        // INT 1 (CD 01) is not ICEBP.
         assert_eq!(
-            decide_skip(Some(&[0xcd, 0x01]), CpuMode::Long64, int1),
-            SkipVerdict::DropAndRetry(DropReason::Mismatch(SoftInsn::IntN(1)))
+            decide_skip(Some(&[0xcd, 0x01]), CpuMode::Long64, soft(1)),
+            SkipVerdict::Skip { len: 2 }
         );
     }
 

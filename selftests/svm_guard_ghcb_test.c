@@ -21,7 +21,8 @@
  *             its beyond-upstream one, by exactly one, and nothing else;
  *   upstream: 7.3.4 gives the same answers but kills the guest on the
  *             beyond-upstream requests (KVM_RUN fails with EINVAL or EFAULT,
- *             or KVM_SYSTEM_EVENT_SEV_TERM for the MSR request): what guard
+ *             or KVM_SYSTEM_EVENT_SEV_TERM for the MSR request) or hands
+ *             the VMM a port access of 3 bytes (KVM_EXIT_IO): what guard
  *             is for;
  *   legacy:   each request goes to a fresh guest, and the first malformed
  *             one stops it with KVM_SYSTEM_EVENT_SEV_TERM and counts only as
@@ -151,6 +152,8 @@ static void __ghcb_set(struct ghcb *ghcb, size_t offset, u64 val)
 #define IO_PORT		0x1011
 
 #define IOIO_OUT32(port)	(((u64)(port) << 16) | (4 << SVM_IOIO_SIZE_SHIFT))
+/* An OUT whose size field no CPU writes: SZ8 and SZ16 both set. */
+#define IOIO_OUT_SIZE3(port)	(((u64)(port) << 16) | (3 << SVM_IOIO_SIZE_SHIFT))
 #define IOIO_INS(port, size)	(((u64)(port) << 16) | ((size) << SVM_IOIO_SIZE_SHIFT) | \
 				 SVM_IOIO_STR_MASK | SVM_IOIO_TYPE_MASK)
 
@@ -162,8 +165,8 @@ enum sync { SYNC_HELLO = 1, SYNC_ROW, SYNC_SKIPPED };
 
 /*
  * What svm_guard counts, as vCPU stats svm_policy_ghcb_<name> and as lines
- * of debugfs ghcb/counters (which has no handler_malformed).  The reasons
- * are in GHCB_ERR_* order.
+ * of debugfs ghcb/counters (which has neither handler_malformed nor
+ * disagree: kvm-amd counts those).  The reasons are in GHCB_ERR_* order.
  */
 enum counter {
 	C_NONE,
@@ -179,7 +182,9 @@ enum counter {
 	C_STRING_IO_OVERFLOW,
 	C_SCRATCH_OUTSIDE_MEMORY,
 	C_MSR_SNP_ONLY,
+	C_IOIO_SIZE,
 	C_HANDLER_MALFORMED,
+	C_DISAGREE,
 	NR_COUNTERS,
 };
 
@@ -198,7 +203,9 @@ static const char * const counter_names[NR_COUNTERS] = {
 	[C_STRING_IO_OVERFLOW] = "string_io_overflow",
 	[C_SCRATCH_OUTSIDE_MEMORY] = "scratch_outside_memory",
 	[C_MSR_SNP_ONLY] = "msr_snp_only",
+	[C_IOIO_SIZE] = "ioio_size",
 	[C_HANDLER_MALFORMED] = "handler_malformed",
+	[C_DISAGREE] = "disagree",
 };
 
 #define COUNTERS_FILE	"/sys/kernel/debug/svm_guard/ghcb/counters"
@@ -234,6 +241,7 @@ struct ghcb_row {
 	u64 reason;		/* GHCB_ERR_* the guest expects in SW_EXITINFO2 */
 	enum counter beyond;	/* a case 7.3.4 does not answer: its counter */
 	int upstream_errno;	/* and 7.3.4's KVM_RUN error for it, if any */
+	int upstream_io_size;	/* or the size of the KVM_EXIT_IO 7.3.4 makes */
 };
 
 static const struct ghcb_row rows[] = {
@@ -304,6 +312,13 @@ static const struct ghcb_row rows[] = {
 		.name = "msr_snp_only: MSR protocol PREF_GPA from SEV-ES",
 		.msr = GHCB_MSR_PREF_GPA_REQ,
 		.beyond = C_MSR_SNP_ONLY,
+	}, {
+		.name = "ioio_size: OUT with operand size 3",
+		.req = { .exit_code = SVM_EXIT_IOIO, .info1 = IOIO_OUT_SIZE3(IO_PORT),
+			 .fields = REQ_RAX },
+		.reason = GHCB_ERR_INVALID_INPUT,
+		.beyond = C_IOIO_SIZE,
+		.upstream_io_size = 3,
 	},
 };
 
@@ -555,6 +570,12 @@ static bool check_outcome(enum mode m, int i, const struct ghcb_vm *v,
 	} else if (m == MODE_UPSTREAM && row->upstream_errno) {
 		ok = o->kind == OUT_ERRNO && o->val == row->upstream_errno;
 		snprintf(want, sizeof(want), "KVM_RUN failed: %s", strerror(row->upstream_errno));
+	} else if (m == MODE_UPSTREAM && row->upstream_io_size) {
+		ok = o->kind == OUT_OTHER && o->val == KVM_EXIT_IO &&
+		     v->vcpu->run->io.port == IO_PORT &&
+		     v->vcpu->run->io.size == row->upstream_io_size;
+		snprintf(want, sizeof(want), "KVM_EXIT_IO of %d bytes to port %#x",
+			 row->upstream_io_size, IO_PORT);
 	} else if (m == MODE_UPSTREAM && row->beyond) {
 		ok = o->kind == OUT_SEV_TERM && o->val == row->msr;
 		snprintf(want, sizeof(want), "SEV_TERM, GHCB MSR %#lx", row->msr);
@@ -626,7 +647,7 @@ static int want_delta(enum mode m, const struct ghcb_row *row, enum counter c)
 		return ANY;
 	if (m == MODE_LEGACY)
 		return c == C_TERMINATE;
-	if (c == C_TERMINATE || c == C_HANDLER_MALFORMED)
+	if (c == C_TERMINATE || c == C_HANDLER_MALFORMED || c == C_DISAGREE)
 		return 0;
 	if (c >= C_STRING_IO_COUNT)
 		return c == row->beyond;
@@ -664,7 +685,7 @@ static bool check_counters(enum mode m, const struct ghcb_row *row,
 			ok = false;
 		}
 		d = after->dbg[c] - before->dbg[c];
-		if (c != C_HANDLER_MALFORMED && d != want) {
+		if (c < C_HANDLER_MALFORMED && d != want) {
 			append(why, len, "; debugfs %s +%lu, want +%d", counter_names[c], d, want);
 			ok = false;
 		}

@@ -62,8 +62,8 @@ static const char *ko_path;
 /* Sum of kvm-amd's per-verdict stats for NMI injection. */
 static u64 nmi_policy_stats(struct kvm_vcpu *vcpu)
 {
-	return vcpu_get_stat(vcpu, svm_policy_nmi_inject_only) +
-	       vcpu_get_stat(vcpu, svm_policy_nmi_intercept_iret);
+	return vcpu_get_stat(vcpu, svm_policy_nmi_inject_hardware) +
+	       vcpu_get_stat(vcpu, svm_policy_nmi_inject_software);
 }
 
 /* Sum of the module's own NMI verdict counters, from debugfs. */

@@ -148,12 +148,12 @@ int main(int argc, char *argv[])
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	vm_install_exception_handler(vm, NMI_VECTOR, guest_nmi_handler);
 	TEST_ASSERT(!svm_guard_set_mode("nmi", "upstream"), "upstream refused");
-	stats = vcpu_get_stat(vcpu, svm_policy_nmi_inject_only) +
-		vcpu_get_stat(vcpu, svm_policy_nmi_intercept_iret);
+	stats = vcpu_get_stat(vcpu, svm_policy_nmi_inject_hardware) +
+		vcpu_get_stat(vcpu, svm_policy_nmi_inject_software);
 	upstream = svm_guard_counter("nmi", "upstream");
 	run_nmi_rounds(vcpu);
-	TEST_ASSERT(vcpu_get_stat(vcpu, svm_policy_nmi_inject_only) +
-		    vcpu_get_stat(vcpu, svm_policy_nmi_intercept_iret) == stats,
+	TEST_ASSERT(vcpu_get_stat(vcpu, svm_policy_nmi_inject_hardware) +
+		    vcpu_get_stat(vcpu, svm_policy_nmi_inject_software) == stats,
 		    "kvm-amd counted policy verdicts in upstream mode");
 	TEST_ASSERT(svm_guard_counter("nmi", "upstream") - upstream >= NR_ROUNDS,
 		    "the module's upstream counter moved by %lu for %d NMIs",

@@ -42,7 +42,7 @@ enum nmi_stat {
 
 static const char * const nmi_stat_names[NR_NMI_STATS] = {
 	"nmi_window_exits", "nmi_injections",
-	"svm_policy_nmi_inject_only", "svm_policy_nmi_intercept_iret",
+	"svm_policy_nmi_inject_hardware", "svm_policy_nmi_inject_software",
 	"svm_policy_nmi_mask_hardware", "svm_policy_nmi_mask_software",
 };
 
@@ -57,7 +57,7 @@ enum nmi_counter {
 };
 
 static const char * const nmi_counter_names[NR_NMI_COUNTERS] = {
-	"upstream", "inject_only", "intercept_iret", "mask_hardware", "mask_software",
+	"upstream", "inject_hardware", "inject_software", "mask_hardware", "mask_software",
 };
 
 /* The mode being tested, for failure messages; "set-up" before the first. */
@@ -166,7 +166,7 @@ static inline void nmi_enter_mode(const char *ko, enum nmi_mode m)
  * that L1 injects into L2).
  *
  *   no module: no svm_policy_nmi_* stat moves;
- *   guard, legacy: one intercept_iret per injection, one mask_software per
+ *   guard, legacy: one inject_software per injection, one mask_software per
  *     svm_set_nmi_mask(), in kvm-amd's stats and the module's counters;
  *     legacy differs from guard only with vNMI;
  *   upstream: kvm-amd decides alone: no svm_policy_nmi_* stat moves, the
@@ -180,10 +180,10 @@ static inline void nmi_assert_policy_stats(enum nmi_mode m, const struct nmi_sna
 	const char *mode = nmi_mode_names[m];
 
 	TEST_ASSERT(d->stat[NMI_INJECT_ONLY] == 0 && d->stat[NMI_MASK_HARDWARE] == 0,
-		    "%s: %s: hardware tracking counted without vNMI: inject_only +%lu mask_hardware +%lu",
+		    "%s: %s: hardware tracking counted without vNMI: inject_hardware +%lu mask_hardware +%lu",
 		    mode, what, d->stat[NMI_INJECT_ONLY], d->stat[NMI_MASK_HARDWARE]);
 	TEST_ASSERT(d->stat[NMI_INTERCEPT_IRET] == (software ? inj : 0),
-		    "%s: %s: svm_policy_nmi_intercept_iret +%lu for %lu injections, want +%lu",
+		    "%s: %s: svm_policy_nmi_inject_software +%lu for %lu injections, want +%lu",
 		    mode, what, d->stat[NMI_INTERCEPT_IRET], inj, software ? inj : 0);
 	TEST_ASSERT(d->stat[NMI_MASK_SOFTWARE] == (software ? set_masks : 0),
 		    "%s: %s: svm_policy_nmi_mask_software +%lu for %lu KVM_SET_VCPU_EVENTS, want +%lu",
@@ -200,7 +200,7 @@ static inline void nmi_assert_policy_stats(enum nmi_mode m, const struct nmi_sna
 		    "%s: %s: the module decided hardware tracking without vNMI", mode, what);
 	TEST_ASSERT(d->mod[NMI_MOD_INTERCEPT_IRET] == d->stat[NMI_INTERCEPT_IRET] &&
 		    d->mod[NMI_MOD_MASK_SOFTWARE] == d->stat[NMI_MASK_SOFTWARE],
-		    "%s: %s: module counters intercept_iret +%lu mask_software +%lu, kvm-amd's stats +%lu +%lu",
+		    "%s: %s: module counters inject_software +%lu mask_software +%lu, kvm-amd's stats +%lu +%lu",
 		    mode, what, d->mod[NMI_MOD_INTERCEPT_IRET], d->mod[NMI_MOD_MASK_SOFTWARE],
 		    d->stat[NMI_INTERCEPT_IRET], d->stat[NMI_MASK_SOFTWARE]);
 }

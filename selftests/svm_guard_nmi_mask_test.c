@@ -122,7 +122,7 @@ static void assert_vnmi_stats(enum nmi_mode m, const struct nmi_snapshot *d, u64
 
 	TEST_ASSERT(!d->stat[NMI_INJECT_ONLY] && !d->stat[NMI_INTERCEPT_IRET] &&
 		    !d->stat[NMI_MASK_SOFTWARE],
-		    "%s: %s: inject_only +%lu intercept_iret +%lu mask_software +%lu with vNMI, want 0",
+		    "%s: %s: inject_hardware +%lu inject_software +%lu mask_software +%lu with vNMI, want 0",
 		    mode, what, d->stat[NMI_INJECT_ONLY], d->stat[NMI_INTERCEPT_IRET],
 		    d->stat[NMI_MASK_SOFTWARE]);
 	TEST_ASSERT(d->stat[NMI_MASK_HARDWARE] == (decides ? sets : 0),
@@ -164,7 +164,7 @@ static void run_case(struct kvm_vcpu *vcpu, u64 *seen, enum nmi_mode m,
 		nmi_assert_policy_stats(m, &d, sets, c->name);
 
 	snprintf(counts, sizeof(counts),
-		 "%lu delivered, %lu KVM_SET_VCPU_EVENTS, %lu window exits, %lu injections, mask_%s +%lu, intercept_iret +%lu, module upstream +%lu mask_%s +%lu",
+		 "%lu delivered, %lu KVM_SET_VCPU_EVENTS, %lu window exits, %lu injections, mask_%s +%lu, inject_software +%lu, module upstream +%lu mask_%s +%lu",
 		 *seen - first, sets, d.stat[NMI_WINDOW_EXITS], d.stat[NMI_INJECTIONS],
 		 how, d.stat[vnmi ? NMI_MASK_HARDWARE : NMI_MASK_SOFTWARE],
 		 d.stat[NMI_INTERCEPT_IRET], d.mod[NMI_MOD_UPSTREAM], how,

@@ -25,7 +25,7 @@
  *   - KVM keeps tracking NMI blocking with the IRET intercept, for L1 and
  *     for L2 (vNMI is off for L2 unless L1 enables nested vNMI, which it
  *     does not here): nmi_window_exits grows by exactly one per delivered
- *     NMI, and in guard and legacy svm_policy_nmi_intercept_iret counts
+ *     NMI, and in guard and legacy svm_policy_nmi_inject_software counts
  *     every injection (nmi_injections), also those made while the vCPU is
  *     in guest mode; upstream mode moves no svm_policy_nmi_* stat and counts
  *     "upstream" once per injection; no module, nothing moves.
@@ -276,7 +276,7 @@ static void run_case(struct kvm_vcpu *vcpu, struct l2_view *v, enum nmi_mode m,
 	nmi_assert_policy_stats(m, &d, 0, c->name);
 
 	snprintf(counts, sizeof(counts),
-		 "%lu sent, %lu delivered (L1 %lu, L2 %lu), %lu #VMEXIT(NMI), %lu window exits, %lu injections, intercept_iret +%lu, module upstream +%lu intercept_iret +%lu",
+		 "%lu sent, %lu delivered (L1 %lu, L2 %lu), %lu #VMEXIT(NMI), %lu window exits, %lu injections, inject_software +%lu, module upstream +%lu inject_software +%lu",
 		 sent, delivered, NR_ROUNDS * (u64)c->l1, NR_ROUNDS * (u64)c->l2,
 		 v->exits - exits, d.stat[NMI_WINDOW_EXITS], d.stat[NMI_INJECTIONS],
 		 d.stat[NMI_INTERCEPT_IRET], d.mod[NMI_MOD_UPSTREAM],

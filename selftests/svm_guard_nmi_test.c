@@ -19,7 +19,7 @@
  *     nmi_window_exits grows by exactly one per delivered NMI (each
  *     handler's IRET opens the NMI window once);
  *   - the policy's stats match: in guard and legacy one
- *     svm_policy_nmi_intercept_iret per injection KVM made (nmi_injections,
+ *     svm_policy_nmi_inject_software per injection KVM made (nmi_injections,
  *     which also counts re-injections) and the module's own counters agree;
  *     in upstream mode no svm_policy_nmi_* stat moves and the module's
  *     "upstream" counter counts each injection; with no module nothing
@@ -57,7 +57,7 @@ static void run_case(struct kvm_vcpu *vcpu, u64 *seen, enum nmi_mode m,
 	nmi_assert_policy_stats(m, &d, 0, c->name);
 
 	snprintf(counts, sizeof(counts),
-		 "%lu sent, %lu delivered, %lu window exits, %lu injections, intercept_iret +%lu, module upstream +%lu intercept_iret +%lu",
+		 "%lu sent, %lu delivered, %lu window exits, %lu injections, inject_software +%lu, module upstream +%lu inject_software +%lu",
 		 sent, delivered, d.stat[NMI_WINDOW_EXITS], d.stat[NMI_INJECTIONS],
 		 d.stat[NMI_INTERCEPT_IRET], d.mod[NMI_MOD_UPSTREAM],
 		 d.mod[NMI_MOD_INTERCEPT_IRET]);

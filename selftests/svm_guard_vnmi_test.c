@@ -18,13 +18,13 @@
  * INJECT site with vNMI enabled.  So, per mode:
  *
  *   guard: nmi_window_exits does not grow in any case, and
- *     svm_policy_nmi_inject_only counts every svm_inject_nmi() call, at
- *     least one per pair, while svm_policy_nmi_intercept_iret stays put;
+ *     svm_policy_nmi_inject_hardware counts every svm_inject_nmi() call, at
+ *     least one per pair, while svm_policy_nmi_inject_software stays put;
  *   legacy (before 72046d0a077a, IRET intercepted on every injection): the
  *     directly injected NMI of each pair costs one IRET exit, so
  *     nmi_window_exits grows by one per pair (and by one for an NMI from
  *     V_NMI_PENDING that KVM had to inject again after a fault during its
- *     delivery) and svm_policy_nmi_intercept_iret counts the injections;
+ *     delivery) and svm_policy_nmi_inject_software counts the injections;
  *     the test asserts these extra exits, which is what shows it catches
  *     the bug (singles and held NMIs behave as in guard: KVM injects none
  *     of them itself);
@@ -78,11 +78,11 @@ static void run_case(struct kvm_vcpu *vcpu, u64 *seen, enum nmi_mode m,
 			    "guard: %s: %lu IRET exits with vNMI, want none",
 			    c->name, windows);
 		TEST_ASSERT(only == calls && iret == 0,
-			    "guard: %s: inject_only +%lu intercept_iret +%lu for %lu svm_inject_nmi() calls",
+			    "guard: %s: inject_hardware +%lu inject_software +%lu for %lu svm_inject_nmi() calls",
 			    c->name, only, iret, calls);
 		TEST_ASSERT(d.mod[NMI_MOD_INJECT_ONLY] == only && !d.mod[NMI_MOD_INTERCEPT_IRET] &&
 			    !d.mod[NMI_MOD_UPSTREAM],
-			    "guard: %s: module counters inject_only +%lu intercept_iret +%lu upstream +%lu",
+			    "guard: %s: module counters inject_hardware +%lu inject_software +%lu upstream +%lu",
 			    c->name, d.mod[NMI_MOD_INJECT_ONLY],
 			    d.mod[NMI_MOD_INTERCEPT_IRET], d.mod[NMI_MOD_UPSTREAM]);
 		break;
@@ -96,17 +96,17 @@ static void run_case(struct kvm_vcpu *vcpu, u64 *seen, enum nmi_mode m,
 			    "legacy: %s: %lu IRET exits, want one per NMI KVM injected itself (%lu to %lu)",
 			    c->name, windows, direct, calls);
 		TEST_ASSERT(iret == calls && only == 0,
-			    "legacy: %s: intercept_iret +%lu inject_only +%lu for %lu svm_inject_nmi() calls",
+			    "legacy: %s: inject_software +%lu inject_hardware +%lu for %lu svm_inject_nmi() calls",
 			    c->name, iret, only, calls);
 		TEST_ASSERT(d.mod[NMI_MOD_INTERCEPT_IRET] == iret && !d.mod[NMI_MOD_INJECT_ONLY],
-			    "legacy: %s: module counters intercept_iret +%lu inject_only +%lu",
+			    "legacy: %s: module counters inject_software +%lu inject_hardware +%lu",
 			    c->name, d.mod[NMI_MOD_INTERCEPT_IRET], d.mod[NMI_MOD_INJECT_ONLY]);
 		break;
 	default:
 		TEST_ASSERT(windows == 0, "%s: %s: %lu IRET exits with vNMI, want none",
 			    mode, c->name, windows);
 		TEST_ASSERT(only == 0 && iret == 0,
-			    "%s: %s: policy stats moved: inject_only +%lu intercept_iret +%lu",
+			    "%s: %s: policy stats moved: inject_hardware +%lu inject_software +%lu",
 			    mode, c->name, only, iret);
 		TEST_ASSERT(m == NMI_MODE_NONE || d.mod[NMI_MOD_UPSTREAM] == calls,
 			    "upstream: %s: module counter upstream +%lu for %lu svm_inject_nmi() calls",
@@ -115,7 +115,7 @@ static void run_case(struct kvm_vcpu *vcpu, u64 *seen, enum nmi_mode m,
 	}
 
 	snprintf(counts, sizeof(counts),
-		 "%lu sent, %lu delivered, %lu injected by KVM, %lu window exits, inject_only +%lu, intercept_iret +%lu, module upstream +%lu",
+		 "%lu sent, %lu delivered, %lu injected by KVM, %lu window exits, inject_hardware +%lu, inject_software +%lu, module upstream +%lu",
 		 sent, delivered, calls, windows, only, iret, d.mod[NMI_MOD_UPSTREAM]);
 	ksft_test_result_pass("%s: %s: %s%s\n", mode, c->name, counts,
 			      m == NMI_MODE_LEGACY && windows ? " (the bug, detected)" : "");

@@ -25,7 +25,7 @@ use svm_guard_host::ghcb::{
     SVM_VMGEXIT_HV_FEATURES, SVM_VMGEXIT_MMIO_READ,
 };
 use svm_guard_host::nmi::{self, NmiContext, NmiSite, NmiVerdict};
-use svm_guard_host::svm_skip::{self, CpuMode, EventKind, PendingEvent, SkipVerdict};
+use svm_guard_host::svm_skip::{self, CpuMode, PendingEvent, SkipVerdict};
 
 /// One `decide_skip()` input.
 #[derive(Clone, Copy)]
@@ -96,10 +96,7 @@ fn bench_empty_nmi(ctx: &NmiContext) -> NmiVerdict {
 }
 
 const fn soft(vector: u8) -> PendingEvent {
-    PendingEvent {
-        vector,
-        kind: EventKind::Soft,
-    }
+    PendingEvent { vector }
 }
 
 const fn skip(bytes: &'static [u8], mode: CpuMode, event: PendingEvent) -> SkipInput {
@@ -123,15 +120,8 @@ const SKIP_MIX: &[SkipInput] = &[
     // INTO (CE) in 32-bit protected mode and in compatibility mode.
     skip(&[0xce], CpuMode::Protected32, soft(4)),
     skip(&[0xce], CpuMode::Compat, soft(4)),
-    // INT1 (F1).
-    skip(
-        &[0xf1],
-        CpuMode::Long64,
-        PendingEvent {
-            vector: 1,
-            kind: EventKind::PrivilegedSoft,
-        },
-    ),
+    // INT1 (F1), which matches no soft event.
+    skip(&[0xf1], CpuMode::Long64, soft(1)),
     // INT3 rewritten back to a 5-byte NOP, and INT n rewritten to another vector.
     skip(&[0x0f, 0x1f, 0x44, 0x00, 0x00], CpuMode::Long64, soft(3)),
     skip(&[0xcd, 0x81], CpuMode::Protected32, soft(0x80)),

@@ -235,6 +235,7 @@ const STRING_IO_FN: &str = "sev.c sev_es_string_io()";
 const SCRATCH_FN: &str = "sev.c setup_vmgexit_scratch()";
 const MSR_FN: &str = "sev.c sev_handle_vmgexit_msr_protocol()";
 const AP_CREATION_FN: &str = "sev.c sev_snp_ap_creation()";
+const IO_FN: &str = "svm.c io_interception()";
 
 /// One row per rule, in the order of the rules' values.
 fn rows() -> Vec<Row> {
@@ -412,6 +413,16 @@ fn rows() -> Vec<Row> {
             None,
             Ghcb(with(request(AP_CREATION), |r| r.exit_info_2 = 0x4000_0000)),
         ),
+        row(
+            Rule::IoioSize,
+            IO_FN,
+            5,
+            Some(BeyondUpstream::IoioSize),
+            // OUT to port 0x80 with SZ8 | SZ16 set.
+            Ghcb(with(request(IOIO), |r| {
+                r.exit_info_1 = (0x80 << 16) | io_size(3)
+            })),
+        ),
     ]
 }
 
@@ -449,7 +460,7 @@ fn one_row_per_rule_naming_its_upstream_check() {
         assert_eq!(rule.beyond_upstream(), row.beyond, "{rule:?}");
     }
     assert_eq!(Rule::from_raw(0), None);
-    assert_eq!(Rule::from_raw(23), None);
+    assert_eq!(Rule::from_raw(24), None);
     for (beyond, raw) in BeyondUpstream::ALL.into_iter().zip(1u8..) {
         assert_eq!(beyond as u8, raw);
     }
@@ -707,8 +718,18 @@ fn string_io_count_and_byte_limits() {
             verdict(u64::MAX, 4),
             GhcbVerdict::Malformed(Rule::StringIoCount)
         );
-        // Sizes 1, 2 and 4 are the legal ones; the guest may set any of the three bits.
-        for size in 2..=7 {
+        // Sizes 1, 2 and 4 are the ones the CPU decodes; any other combination of the three
+        // bits is refused first, whatever the count.
+        for size in [3, 5, 6, 7] {
+            for count in [1, INT_MAX / size + 1, u64::MAX] {
+                assert_eq!(
+                    verdict(count, size),
+                    GhcbVerdict::Malformed(Rule::IoioSize),
+                    "size {size} count {count:#x}"
+                );
+            }
+        }
+        for size in [2, 4] {
             let max = INT_MAX / size;
             assert_eq!(
                 verdict(max, size),

@@ -16,8 +16,8 @@
 )]
 
 use svm_guard_host::svm_skip::{
-    decide_skip, decode, CpuMode, DecodeError, Decoded, DropReason, EventKind, PendingEvent,
-    SkipVerdict, SoftInsn, MAX_INSN_LEN,
+    decide_skip, decode, CpuMode, DecodeError, Decoded, DropReason, PendingEvent, SkipVerdict,
+    SoftInsn, MAX_INSN_LEN,
 };
 
 const MODES: [CpuMode; 6] = [
@@ -58,9 +58,7 @@ fn is_rex(byte: u8) -> bool {
 fn events() -> Vec<PendingEvent> {
     let mut events = Vec::new();
     for vector in EVENT_VECTORS {
-        for kind in [EventKind::Soft, EventKind::PrivilegedSoft] {
-            events.push(PendingEvent { vector, kind });
-        }
+        events.push(PendingEvent { vector });
     }
     events
 }
@@ -100,15 +98,14 @@ impl Op {
         }
     }
 
-    /// The event the instruction raises, written out per opcode (SDM "INT n/INTO/INT3/INT1").
+    /// The event the instruction raises, written out per opcode (SDM "INT n/INTO/INT3/INT1"):
+    /// INT1 raises a privileged software exception, never the soft event kvm-amd re-injects.
     fn raises(self, event: PendingEvent) -> bool {
-        match (self, event.kind) {
-            (Op::Int3, EventKind::Soft) => event.vector == 3,
-            (Op::IntN(imm), EventKind::Soft) => event.vector == imm,
-            (Op::Into, EventKind::Soft) => event.vector == 4,
-            (Op::Int1, EventKind::PrivilegedSoft) => event.vector == 1,
-            (Op::Int1, EventKind::Soft) => false,
-            (_, EventKind::PrivilegedSoft) => false,
+        match self {
+            Op::Int3 => event.vector == 3,
+            Op::IntN(imm) => event.vector == imm,
+            Op::Into => event.vector == 4,
+            Op::Int1 => false,
         }
     }
 
@@ -419,10 +416,7 @@ fn into_in_every_mode() {
             })
         };
         assert_eq!(decode(&[0xce], mode), expected, "{mode:?}");
-        let into = PendingEvent {
-            vector: 4,
-            kind: EventKind::Soft,
-        };
+        let into = PendingEvent { vector: 4 };
         let verdict = match expected {
             Ok(_) => SkipVerdict::Skip { len: 1 },
             Err(e) => SkipVerdict::DropAndRetry(DropReason::Undecodable(e)),
@@ -438,14 +432,7 @@ fn into_in_every_mode() {
 
 #[test]
 fn int_0_int_3_and_int1() {
-    let soft = |vector| PendingEvent {
-        vector,
-        kind: EventKind::Soft,
-    };
-    let privileged = |vector| PendingEvent {
-        vector,
-        kind: EventKind::PrivilegedSoft,
-    };
+    let soft = |vector| PendingEvent { vector };
     for mode in MODES {
         // Vector 0 is a legal INT n immediate.
         assert_eq!(
@@ -461,38 +448,20 @@ fn int_0_int_3_and_int1() {
             decide_skip(Some(&[0xcc, 0x03]), mode, soft(3)),
             SkipVerdict::Skip { len: 1 }
         );
-        assert_eq!(
-            decide_skip(Some(&[0xcc]), mode, privileged(3)),
-            SkipVerdict::DropAndRetry(DropReason::Mismatch(SoftInsn::Int3))
-        );
-        // INT1 (F1) only matches the privileged kind with vector 1, INT 1 (CD 01) only the
-        // software kind.
-        assert_eq!(
-            decide_skip(Some(&[0xf1]), mode, privileged(1)),
-            SkipVerdict::Skip { len: 1 }
-        );
+        // INT1 (F1) matches no soft event, not even vector 1; INT 1 (CD 01) does.
         assert_eq!(
             decide_skip(Some(&[0xf1]), mode, soft(1)),
             SkipVerdict::DropAndRetry(DropReason::Mismatch(SoftInsn::Int1))
-        );
-        assert_eq!(
-            decide_skip(Some(&[0xcd, 0x01]), mode, privileged(1)),
-            SkipVerdict::DropAndRetry(DropReason::Mismatch(SoftInsn::IntN(1)))
         );
         assert_eq!(
             decide_skip(Some(&[0xcd, 0x01]), mode, soft(1)),
             SkipVerdict::Skip { len: 2 }
         );
         for vector in 0..=0xffu8 {
-            let int1 = decide_skip(Some(&[0xf1]), mode, privileged(vector));
-            if vector == 1 {
-                assert_eq!(int1, SkipVerdict::Skip { len: 1 });
-            } else {
-                assert_eq!(
-                    int1,
-                    SkipVerdict::DropAndRetry(DropReason::Mismatch(SoftInsn::Int1))
-                );
-            }
+            assert_eq!(
+                decide_skip(Some(&[0xf1]), mode, soft(vector)),
+                SkipVerdict::DropAndRetry(DropReason::Mismatch(SoftInsn::Int1))
+            );
             // INT n matches exactly its own vector.
             for imm in IMMEDIATES {
                 let verdict = decide_skip(Some(&[0x3e, 0xcd, imm]), mode, soft(vector));

@@ -34,8 +34,19 @@ esac
 progress() { { echo "svm_guard-vm: $*" >&3; } 2>/dev/null || true; }
 progress "booting a Debian SEV-ES guest nested in this VM (about 5 minutes under TCG)"
 start=$(date +%s)
-"$(dirname "$0")/../sev-guest-vm" "$img" sev-es
+log=${TMPDIR:-/tmp}/sev-es-linux-guest.log
+"$(dirname "$0")/../sev-guest-vm" "$img" sev-es >"$log" 2>&1
 rc=$?
+cat "$log"
 progress "SEV-ES guest: exit $rc after $(($(date +%s) - start)) s"
 [ "$rc" = 0 ] || exit 1
+# svm_guard must have been in the path: the module's own count of the
+# guest's requests, as sev-guest-boot printed it.
+counts=$(sed -n 's/.*svm_guard ghcb: \([0-9]*\) accepted, \([0-9]*\) upstream, \([0-9]*\) malformed$/\1 \2 \3/p' "$log" | tail -n 1)
+# shellcheck disable=SC2086 # three numbers, split on purpose.
+set -- $counts
+[ $# = 3 ] || { echo "FAIL: no svm_guard ghcb counts in the boot's output (module not loaded?)"; exit 1; }
+[ "$1" -gt 0 ] || { echo "FAIL: svm_guard accepted none of the guest's GHCB requests ($2 upstream)"; exit 1; }
+[ "$3" = 0 ] || { echo "FAIL: svm_guard answered $3 of the guest's GHCB requests as malformed"; exit 1; }
+echo "# svm_guard accepted $1 GHCB requests of the guest, answered none as malformed"
 exit 0

@@ -2,15 +2,15 @@
 
 //! Fuzzes `svm_skip::decide_skip()` and `decode()` on arbitrary bytes, checking their invariants.
 //!
-//! Input layout: byte 0 chooses the CPU mode (bits 0-2, modulo 6), the event kind (bit 3:
-//! software or privileged software) and, when bits 4-7 are all set, unreadable bytes (`None`);
-//! byte 1 is the event's vector; the rest are the instruction bytes at CS:RIP.
+//! Input layout: byte 0 chooses the CPU mode (bits 0-2, modulo 6) and, when bits 4-7 are all
+//! set, unreadable bytes (`None`); byte 1 is the event's vector; the rest are the instruction
+//! bytes at CS:RIP.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use svm_guard_host::svm_skip::{
-    decide_skip, decode, CpuMode, DecodeError, DropReason, EventKind, PendingEvent, SkipVerdict,
+    decide_skip, decode, CpuMode, DecodeError, DropReason, PendingEvent, SkipVerdict,
     SoftInsn, MAX_INSN_LEN,
 };
 
@@ -33,12 +33,7 @@ fuzz_target!(|data: &[u8]| {
         None => return,
     };
     let mode = MODES[usize::from(control & 7) % MODES.len()];
-    let kind = if control & 8 == 0 {
-        EventKind::Soft
-    } else {
-        EventKind::PrivilegedSoft
-    };
-    let event = PendingEvent { vector, kind };
+    let event = PendingEvent { vector };
 
     if control >> 4 == 0xf {
         assert_eq!(
@@ -88,11 +83,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(usize::from(len) <= insn.len());
             assert_eq!(len, d.len);
             assert!(event.raised_by(d.insn));
-            // The skipped instruction raises exactly this event.
-            match kind {
-                EventKind::PrivilegedSoft => assert!(d.insn == SoftInsn::Int1 && vector == 1),
-                EventKind::Soft => assert!(d.insn != SoftInsn::Int1 && d.insn.vector() == vector),
-            }
+            // The skipped instruction raises exactly this event; INT1 raises none.
+            assert!(d.insn != SoftInsn::Int1 && d.insn.vector() == vector);
         }
         SkipVerdict::DropAndRetry(DropReason::Mismatch(insn_seen)) => {
             let d = decoded.unwrap_or_else(|e| panic!("mismatch but decode failed: {e:?}"));

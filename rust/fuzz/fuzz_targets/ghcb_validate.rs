@@ -72,6 +72,11 @@ fn set(map: &mut [u64; 2], bit: u8) {
     map[usize::from(bit / 64)] |= 1 << (bit % 64);
 }
 
+/// The IOIO operand size field, SW_EXITINFO1 bits 6:4.
+fn ioio_size(req: &GhcbRequest) -> u64 {
+    (req.exit_info_1 >> 4) & 7
+}
+
 fn has(map: [u64; 2], bit: u8) -> bool {
     map[usize::from(bit / 64)] & (1 << (bit % 64)) != 0
 }
@@ -155,6 +160,10 @@ fuzz_target!(|data: &[u8]| {
         if rule == Rule::UnknownExitCode {
             assert!(!HANDLED.contains(&req.exit_code));
         }
+        if rule == Rule::IoioSize {
+            assert_eq!(req.exit_code, SVM_EXIT_IOIO);
+            assert!(matches!(ioio_size(&req), 3 | 5 | 6 | 7), "{req:#x?}");
+        }
         if matches!(
             rule,
             Rule::ApCreationTarget
@@ -186,6 +195,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if verdict == GhcbVerdict::Accept {
         assert!(HANDLED.contains(&req.exit_code));
+        // No IOIO access of a size the CPU never decodes reaches the VMM.
+        if req.exit_code == SVM_EXIT_IOIO {
+            assert!(matches!(ioio_size(&req), 0 | 1 | 2 | 4), "{req:#x?}");
+        }
         for bit in [
             GHCB_BIT_SW_EXIT_CODE,
             GHCB_BIT_SW_EXIT_INFO_1,
