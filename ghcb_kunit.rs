@@ -208,7 +208,7 @@ mod tests {
             t.sw_scratch = SHARED;
             push(t, Rule::StringIoCount)?;
         }
-        for (size, count) in [(4u64, 0x2000_0000u64), (2, 0x4000_0000), (7, 0x1249_2493)] {
+        for (size, count) in [(4u64, 0x2000_0000u64), (2, 0x4000_0000), (4, 0x7fff_ffff)] {
             let mut t = req(0x7b, (1 << 2) | (size << 4), count, &[GHCB_BIT_SW_SCRATCH]);
             t.sw_scratch = SHARED;
             push(t, Rule::StringIoOverflow)?;
