@@ -15,6 +15,7 @@
 #   make bench-host  instructions per call of each pure decision on the host (callgrind)
 #   make series      the in-tree series with a cover letter in out/series/ (git am to Linux 7.3)
 #   make check-series  checkpatch --strict over it; reports must be justified in the cover letter
+#   make series-steps  build the tree after each patch of the series, W=1 and KVM_WERROR (by hand)
 #   make kselftest-install  the KVM selftest collection with svm_guard's tests (cache)
 #   make deb-dkms    bindeb-pkg of the test kernel, its headers installed, svm_guard built by DKMS
 #
@@ -28,7 +29,7 @@ CYCLES ?= 1000
 MODES ?=
 
 .PHONY: vm-test test host-test modules kernel selftests bench bench-host stress setup clean \
-	series check-series kselftest-install deb-dkms sev-guest
+	series check-series series-steps kselftest-install deb-dkms sev-guest
 
 vm-test:
 	SVM_GUARD_RUNNER=$(RUNNER) scripts/vm-test
@@ -65,6 +66,9 @@ series:
 
 check-series:
 	scripts/check-series
+
+series-steps:
+	scripts/series-steps
 
 kselftest-install:
 	scripts/kselftest-install $(KDIR)
