@@ -55,6 +55,7 @@
 #include "processor.h"
 #include "sev.h"
 #include "svm_guard_module.h"
+#include "svm_guard_trace.h"
 
 /* The GHCB page, as arch/x86/include/asm/svm.h lays it out. */
 struct ghcb_save_area {
@@ -602,7 +603,42 @@ static bool check_outcome(enum mode m, int i, const struct ghcb_vm *v,
 struct counters {
 	u64 stat[NR_COUNTERS];		/* vCPU stats svm_policy_ghcb_<name> */
 	u64 dbg[NR_COUNTERS];		/* debugfs ghcb/counters */
+	u64 trace[NR_COUNTERS];		/* kvm_svm_policy_ghcb events so far */
 };
+
+#define TRACE_EVENT_NAME	"kvm_svm_policy_ghcb"
+
+/* Why the events are not checked, if they are not. */
+static const char *trace_off;
+static u64 trace_total[NR_COUNTERS];
+
+/*
+ * Count the kvm_svm_policy_ghcb events since the last call into
+ * trace_total, by the stat each one must move: accept, terminate, and for
+ * a malformed request its reason (GHCB page only) and its beyond-upstream
+ * case (1-5, in the order of the counters from string_io_count on).
+ */
+static void trace_collect(void)
+{
+	static char buf[1 << 20];
+	char word[32];
+	int i;
+
+	if (trace_off)
+		return;
+	svm_guard_trace_take(TRACE_EVENT_NAME, buf, sizeof(buf));
+	trace_total[C_ACCEPT] += svm_guard_trace_lines(buf, "verdict accept", NULL);
+	trace_total[C_TERMINATE] += svm_guard_trace_lines(buf, "verdict terminate", NULL);
+	for (i = GHCB_ERR_NOT_REGISTERED; i <= GHCB_ERR_INVALID_EVENT; i++) {
+		snprintf(word, sizeof(word), "reason %d", i);
+		trace_total[REASON_COUNTER(i)] +=
+			svm_guard_trace_lines(buf, "ghcb", "verdict malformed", word, NULL);
+	}
+	for (i = C_STRING_IO_COUNT; i <= C_IOIO_SIZE; i++) {
+		snprintf(word, sizeof(word), "beyond %d", i - C_STRING_IO_COUNT + 1);
+		trace_total[i] += svm_guard_trace_lines(buf, "verdict malformed", word, NULL);
+	}
+}
 
 static void read_counters(const struct ghcb_vm *v, struct counters *c)
 {
@@ -615,6 +651,8 @@ static void read_counters(const struct ghcb_vm *v, struct counters *c)
 		snprintf(name, sizeof(name), "svm_policy_ghcb_%s", counter_names[i]);
 		kvm_get_stat(&v->vcpu->stats, name, &c->stat[i], 1);
 	}
+	trace_collect();
+	memcpy(c->trace, trace_total, sizeof(c->trace));
 
 	f = fopen(COUNTERS_FILE, "r");
 	TEST_ASSERT(f, "open %s: %s", COUNTERS_FILE, strerror(errno));
@@ -687,6 +725,17 @@ static bool check_counters(enum mode m, const struct ghcb_row *row,
 		d = after->dbg[c] - before->dbg[c];
 		if (c < C_HANDLER_MALFORMED && d != want) {
 			append(why, len, "; debugfs %s +%lu, want +%d", counter_names[c], d, want);
+			ok = false;
+		}
+	}
+	/* In every mode, each counted verdict has its event, and no more. */
+	for (c = C_ACCEPT; !trace_off && c < C_HANDLER_MALFORMED; c++) {
+		u64 t = after->trace[c] - before->trace[c];
+
+		d = after->stat[c] - before->stat[c];
+		if (t != d) {
+			append(why, len, "; %lu kvm_svm_policy_ghcb events for stat %s +%lu",
+			       t, counter_names[c], d);
 			ok = false;
 		}
 	}
@@ -809,7 +858,8 @@ int main(int argc, char *argv[])
 		   (kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SNP_VM));
 
 	ksft_print_header();
-	ksft_set_plan(NR_MODES * ARRAY_SIZE(rows));
+	ksft_set_plan(NR_MODES * ARRAY_SIZE(rows) + 1);
+	trace_off = svm_guard_trace_start(TRACE_EVENT_NAME);
 
 	for (m = 0; m < NR_MODES; m++) {
 		if (m == MODE_GUARD)
@@ -820,6 +870,17 @@ int main(int argc, char *argv[])
 		TEST_ASSERT(!r, "ghcb mode %s: %s", mode_names[m], strerror(-r));
 		run_mode(m, have_snp);
 	}
+
+	svm_guard_trace_stop(TRACE_EVENT_NAME);
+	ksft_print_msg("kvm_svm_policy_ghcb events: accept %lu, terminate %lu, with a reason %lu\n",
+		       trace_total[C_ACCEPT], trace_total[C_TERMINATE],
+		       trace_total[C_NOT_REGISTERED] + trace_total[C_INVALID_USAGE] +
+		       trace_total[C_INVALID_SCRATCH_AREA] + trace_total[C_MISSING_INPUT] +
+		       trace_total[C_INVALID_INPUT] + trace_total[C_INVALID_EVENT]);
+	if (trace_off)
+		ksft_test_result_skip("trace events checked against the stats: %s\n", trace_off);
+	else
+		ksft_test_result_pass("trace events checked against the stats\n");
 
 	/* Without allow_legacy. */
 	svm_guard_restore(ko, was_loaded);

@@ -4,7 +4,8 @@
  * through (no module, guard, upstream, legacy), snapshots of kvm-amd's NMI
  * vCPU stats and of the module's nmi counters, the stat relations every mode
  * must keep without vNMI, and checks of the NMI state KVM_GET_VCPU_EVENTS
- * reports.
+ * reports.  Every delta also checks kvm-amd's kvm_svm_policy_nmi events
+ * against its svm_policy_nmi_* stats, where tracefs has them.
  */
 #ifndef SELFTEST_SVM_GUARD_NMI_H
 #define SELFTEST_SVM_GUARD_NMI_H
@@ -16,6 +17,7 @@
 #include "kvm_util.h"
 #include "processor.h"
 #include "svm_guard_module.h"
+#include "svm_guard_trace.h"
 
 enum nmi_mode {
 	NMI_MODE_NONE,
@@ -66,7 +68,50 @@ static const char *nmi_mode_now = "set-up";
 struct nmi_snapshot {
 	u64 stat[NR_NMI_STATS];
 	u64 mod[NR_NMI_COUNTERS];
+	/* kvm_svm_policy_nmi events so far, per stat they must match. */
+	u64 trace[NR_NMI_STATS];
 };
+
+#define NMI_TRACE_EVENT	"kvm_svm_policy_nmi"
+
+/* Why the events are not checked; NULL once tracing has started. */
+static const char *nmi_trace_off = "not started";
+static u64 nmi_trace_total[NR_NMI_STATS];
+
+/*
+ * Count @vcpu's kvm_svm_policy_nmi events since the last call into
+ * nmi_trace_total: per site, a verdict kvm-amd applied (what the event
+ * reports as tracking) is what its stat counts.
+ */
+static inline void nmi_trace_collect(struct kvm_vcpu *vcpu)
+{
+	static const char * const words[NR_NMI_STATS][3] = {
+		[NMI_INJECT_ONLY] = { "site inject", "verdict hardware", "tracks hardware" },
+		[NMI_INTERCEPT_IRET] = { "site inject", "verdict software", "tracks software" },
+		[NMI_MASK_HARDWARE] = { "site set_mask", "verdict hardware", "tracks hardware" },
+		[NMI_MASK_SOFTWARE] = { "site set_mask", "verdict software", "tracks software" },
+	};
+	static bool started;
+	static char buf[1 << 20];
+	char id[32];
+	int i;
+
+	if (!started) {
+		started = true;
+		nmi_trace_off = svm_guard_trace_start(NMI_TRACE_EVENT);
+		if (nmi_trace_off)
+			ksft_print_msg("kvm_svm_policy_nmi events not checked: %s\n",
+				       nmi_trace_off);
+		return;
+	}
+	if (nmi_trace_off)
+		return;
+	svm_guard_trace_take(NMI_TRACE_EVENT, buf, sizeof(buf));
+	snprintf(id, sizeof(id), "vcpu %u", vcpu->id);
+	for (i = NMI_INJECT_ONLY; i < NR_NMI_STATS; i++)
+		nmi_trace_total[i] += svm_guard_trace_lines(buf, id, words[i][0], words[i][1],
+							    words[i][2], NULL);
+}
 
 /* Does the vCPU's binary stats fd have a stat called @name? */
 static inline bool svm_guard_vcpu_has_stat(struct kvm_vcpu *vcpu, const char *name)
@@ -114,6 +159,8 @@ static inline void nmi_snapshot(struct kvm_vcpu *vcpu, struct nmi_snapshot *s)
 	int i;
 
 	memset(s, 0, sizeof(*s));
+	nmi_trace_collect(vcpu);
+	memcpy(s->trace, nmi_trace_total, sizeof(s->trace));
 	for (i = 0; i < NR_NMI_STATS; i++) {
 		if (i >= NMI_MASK_HARDWARE && !nmi_has_mask_stats(vcpu))
 			continue;
@@ -139,10 +186,17 @@ static inline void nmi_delta(struct nmi_snapshot *d, const struct nmi_snapshot *
 {
 	int i;
 
-	for (i = 0; i < NR_NMI_STATS; i++)
+	for (i = 0; i < NR_NMI_STATS; i++) {
 		d->stat[i] = after->stat[i] - before->stat[i];
+		d->trace[i] = after->trace[i] - before->trace[i];
+	}
 	for (i = 0; i < NR_NMI_COUNTERS; i++)
 		d->mod[i] = after->mod[i] - before->mod[i];
+
+	for (i = NMI_INJECT_ONLY; !nmi_trace_off && i < NR_NMI_STATS; i++)
+		TEST_ASSERT(d->trace[i] == d->stat[i],
+			    "%s: %lu kvm_svm_policy_nmi events for %s +%lu",
+			    nmi_mode_now, d->trace[i], nmi_stat_names[i], d->stat[i]);
 }
 
 /*
@@ -152,6 +206,12 @@ static inline void nmi_delta(struct nmi_snapshot *d, const struct nmi_snapshot *
  */
 static inline void nmi_enter_mode(const char *ko, enum nmi_mode m)
 {
+	if (!nmi_trace_off)
+		ksft_print_msg("nmi events before %s: inject %lu/%lu, mask %lu/%lu (hw/sw)\n",
+			       nmi_mode_names[m], nmi_trace_total[NMI_INJECT_ONLY],
+			       nmi_trace_total[NMI_INTERCEPT_IRET],
+			       nmi_trace_total[NMI_MASK_HARDWARE],
+			       nmi_trace_total[NMI_MASK_SOFTWARE]);
 	nmi_mode_now = nmi_mode_names[m];
 	svm_guard_use_mode(ko, "allow_legacy=1", "nmi",
 			   m == NMI_MODE_NONE ? NULL : nmi_mode_names[m]);

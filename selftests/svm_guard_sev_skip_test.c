@@ -32,6 +32,7 @@
 #include "processor.h"
 #include "sev.h"
 #include "svm_guard_module.h"
+#include "svm_guard_trace.h"
 
 #define STACK_SLOT	10
 #define STACK_GPA	0x10000000ull
@@ -83,21 +84,54 @@ struct counts {
 	bool aborted;
 };
 
-/* kvm-amd's vCPU stats and svm_guard's sev_skip counters for one mode. */
+/*
+ * kvm-amd's vCPU stats, svm_guard's sev_skip counters and kvm-amd's
+ * kvm_svm_policy_sev_no_insn events (so far) for one mode.
+ */
 struct verdicts {
 	u64 stat_fail, stat_ud;
 	u64 upstream, fail, queue_ud;
+	u64 tr_upstream, tr_fail, tr_ud;
 };
+
+#define TRACE_EVENT_NAME	"kvm_svm_policy_sev_no_insn"
+
+/* Why the events are not checked, if they are not. */
+static const char *trace_off;
+static u64 tr_upstream, tr_fail, tr_ud;
 
 static struct verdicts read_verdicts(struct kvm_vcpu *vcpu)
 {
+	static char buf[1 << 18];
+
+	if (!trace_off) {
+		svm_guard_trace_take(TRACE_EVENT_NAME, buf, sizeof(buf));
+		tr_upstream += svm_guard_trace_lines(buf, "verdict upstream", NULL);
+		tr_fail += svm_guard_trace_lines(buf, "verdict fail", "queue_ud 0", NULL);
+		tr_ud += svm_guard_trace_lines(buf, "verdict queue_ud", "queue_ud 1", NULL);
+	}
 	return (struct verdicts){
 		.stat_fail = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_fail),
 		.stat_ud = vcpu_get_stat(vcpu, svm_policy_sev_no_insn_queue_ud),
 		.upstream = svm_guard_counter("sev_skip", "upstream"),
 		.fail = svm_guard_counter("sev_skip", "fail"),
 		.queue_ud = svm_guard_counter("sev_skip", "queue_ud"),
+		.tr_upstream = tr_upstream, .tr_fail = tr_fail, .tr_ud = tr_ud,
 	};
+}
+
+/* The events must match kvm-amd's stats and the module's upstream count. */
+static void check_trace(const char *mode, const struct verdicts *a, const struct verdicts *b)
+{
+	if (trace_off)
+		return;
+	TEST_ASSERT(b->tr_fail - a->tr_fail == b->stat_fail - a->stat_fail &&
+		    b->tr_ud - a->tr_ud == b->stat_ud - a->stat_ud &&
+		    b->tr_upstream - a->tr_upstream == b->upstream - a->upstream,
+		    "%s: kvm_svm_policy_sev_no_insn events fail +%lu queue_ud +%lu upstream +%lu; stats fail +%lu queue_ud +%lu, debugfs upstream +%lu",
+		    mode, b->tr_fail - a->tr_fail, b->tr_ud - a->tr_ud,
+		    b->tr_upstream - a->tr_upstream, b->stat_fail - a->stat_fail,
+		    b->stat_ud - a->stat_ud, b->upstream - a->upstream);
 }
 
 /* What changed between @a and @b, for the TAP line. */
@@ -163,7 +197,8 @@ int main(int argc, char *argv[])
 	vm_sev_launch(vm, SEV_POLICY_NO_DBG, NULL);
 
 	ksft_print_header();
-	ksft_set_plan(NR_MODES);
+	ksft_set_plan(NR_MODES + 1);
+	trace_off = svm_guard_trace_start(TRACE_EVENT_NAME);
 
 	for (m = 0; m < NR_MODES; m++) {
 		struct verdicts v0 = {}, v1 = {};
@@ -198,6 +233,7 @@ int main(int argc, char *argv[])
 			 */
 			after = run_round(vcpu, true);
 			v1 = read_verdicts(vcpu);
+			check_trace(names[m], &v0, &v1);
 
 			TEST_ASSERT(v1.stat_ud > v0.stat_ud && v1.queue_ud > v0.queue_ud,
 				    "%s: no #UD verdict counted (%s)", names[m],
@@ -227,6 +263,7 @@ int main(int argc, char *argv[])
 			continue;
 		}
 		v1 = read_verdicts(vcpu);
+		check_trace(names[m], &v0, &v1);
 		TEST_ASSERT(v1.stat_ud == v0.stat_ud && v1.queue_ud == v0.queue_ud,
 			    "%s: a #UD verdict was counted (%s)", names[m],
 			    verdicts_str(&v0, &v1));
@@ -241,6 +278,14 @@ int main(int argc, char *argv[])
 		ksft_test_result_pass("%s: %d INT3s, no #UD; %s\n", names[m], ROUNDS,
 				      verdicts_str(&v0, &v1));
 	}
+
+	svm_guard_trace_stop(TRACE_EVENT_NAME);
+	ksft_print_msg("kvm_svm_policy_sev_no_insn events: fail %lu, queue_ud %lu, upstream %lu\n",
+		       tr_fail, tr_ud, tr_upstream);
+	if (trace_off)
+		ksft_test_result_skip("trace events checked against the stats: %s\n", trace_off);
+	else
+		ksft_test_result_pass("trace events checked against the stats\n");
 
 	kvm_vm_free(vm);
 	/* Without allow_legacy. */
