@@ -340,7 +340,6 @@ int main(int argc, char *argv[])
 	const char *ko_path;
 	bool was_loaded;
 	unsigned int m;
-	int r;
 
 	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_SVM));
 	ko_path = svm_guard_require_ko();
@@ -377,26 +376,12 @@ int main(int argc, char *argv[])
 	/* To the guest's first GUEST_SYNC, where every case starts. */
 	svm_guard_run_to_sync(vcpu, &(struct ucall){}, false);
 
+	trace_off = svm_guard_trace_start(TRACE_EVENT_NAME);
 	for (m = 0; m < ARRAY_SIZE(modes); m++) {
-		if (m == 0) {
-			if (svm_guard_loaded())
-				TEST_ASSERT(!svm_guard_unload(), "rmmod svm_guard failed");
-		} else if (m == 1) {
-			r = svm_guard_load(ko_path, "allow_legacy=1");
-			TEST_ASSERT(!r, "insmod %s: %s", ko_path, strerror(-r));
-			trace_off = svm_guard_trace_start(TRACE_EVENT_NAME);
-		}
-		if (m > 0) {
-			r = svm_guard_set_mode("svm_skip", modes[m]);
-			TEST_ASSERT(!r, "svm_skip mode %s: %s", modes[m], strerror(-r));
-		}
+		svm_guard_use_mode(ko_path, "allow_legacy=1", "svm_skip", m ? modes[m] : NULL);
 		run_mode(vcpu, modes[m]);
 	}
-	svm_guard_trace_stop(TRACE_EVENT_NAME);
-	if (trace_off)
-		ksft_test_result_skip("trace events checked against the stats: %s\n", trace_off);
-	else
-		ksft_test_result_pass("trace events checked against the stats\n");
+	svm_guard_trace_finish(TRACE_EVENT_NAME, trace_off);
 
 	kvm_vm_free(vm);
 

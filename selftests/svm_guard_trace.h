@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/mount.h>
 
+#include "kselftest.h"
 #include "test_util.h"
 
 static const char *svm_guard_tracefs_dir;
@@ -80,6 +81,19 @@ static inline void svm_guard_trace_stop(const char *event)
 		return;
 	snprintf(file, sizeof(file), "events/kvm/%s/enable", event);
 	svm_guard_trace_write(svm_guard_tracefs_dir, file, "0", 0);
+}
+
+/*
+ * Stop tracing @event and report the test result that stands for the trace
+ * checks: passed, or skipped for the reason @off (svm_guard_trace_start()).
+ */
+static inline void svm_guard_trace_finish(const char *event, const char *off)
+{
+	svm_guard_trace_stop(event);
+	if (off)
+		ksft_test_result_skip("trace events checked against the stats: %s\n", off);
+	else
+		ksft_test_result_pass("trace events checked against the stats\n");
 }
 
 /*
