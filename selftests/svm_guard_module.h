@@ -94,21 +94,28 @@ static inline bool svm_guard_run_to_sync(struct kvm_vcpu *vcpu, struct ucall *uc
 	return false;
 }
 
+/* Write @val to the file @path, opened with O_WRONLY | @flags; returns 0 or -errno. */
+static inline int svm_guard_write_file(const char *path, const char *val, int flags)
+{
+	ssize_t n;
+	int fd, r;
+
+	fd = open(path, O_WRONLY | flags);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	r = n < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
 /* Write @mode to /sys/kernel/debug/svm_guard/@path/mode; returns 0 or -errno. */
 static inline int svm_guard_set_mode(const char *path, const char *mode)
 {
 	char file[128];
-	ssize_t n;
-	int fd, r;
 
 	snprintf(file, sizeof(file), "/sys/kernel/debug/svm_guard/%s/mode", path);
-	fd = open(file, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, mode, strlen(mode));
-	r = n < 0 ? -errno : 0;
-	close(fd);
-	return r;
+	return svm_guard_write_file(file, mode, 0);
 }
 
 /*

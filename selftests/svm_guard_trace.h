@@ -16,6 +16,7 @@
 
 #include "kselftest.h"
 #include "test_util.h"
+#include "svm_guard_module.h"
 
 static const char *svm_guard_tracefs_dir;
 
@@ -24,17 +25,24 @@ static inline int svm_guard_trace_write(const char *dir, const char *file,
 					const char *val, int flags)
 {
 	char path[256];
-	ssize_t n;
-	int fd, r;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_WRONLY | flags);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	r = n < 0 ? -errno : 0;
-	close(fd);
-	return r;
+	return svm_guard_write_file(path, val, flags);
+}
+
+/* The events a test enabled, disabled again when it exits, however it exits. */
+static const char *svm_guard_trace_events[4];
+
+static inline void svm_guard_trace_stop(const char *event);
+
+static inline void svm_guard_trace_stop_all(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(svm_guard_trace_events); i++) {
+		if (svm_guard_trace_events[i])
+			svm_guard_trace_stop(svm_guard_trace_events[i]);
+	}
 }
 
 /*
@@ -67,6 +75,17 @@ static inline const char *svm_guard_trace_start(const char *event)
 	if (svm_guard_trace_write(svm_guard_tracefs_dir, file, "1", 0)) {
 		snprintf(why, sizeof(why), "no tracepoint kvm:%s", event);
 		return why;
+	}
+	for (i = 0; i < ARRAY_SIZE(svm_guard_trace_events); i++) {
+		if (!svm_guard_trace_events[i] || !strcmp(svm_guard_trace_events[i], event))
+			break;
+	}
+	TEST_ASSERT(i < ARRAY_SIZE(svm_guard_trace_events), "more than %zu events traced",
+		    ARRAY_SIZE(svm_guard_trace_events));
+	if (!svm_guard_trace_events[i]) {
+		if (i == 0)
+			atexit(svm_guard_trace_stop_all);
+		svm_guard_trace_events[i] = event;
 	}
 	TEST_ASSERT(!svm_guard_trace_write(svm_guard_tracefs_dir, "trace", "", O_TRUNC),
 		    "clear %s/trace", svm_guard_tracefs_dir);
